@@ -1,0 +1,441 @@
+// Side-channel SSE parsing for the proxy's streaming path (DESIGN §6).
+//
+// The proxy forwards upstream bytes as they arrive; the observer sees the same bytes on the side
+// and only *reports* (usage, [DONE], in-band error, delivered text, event boundaries). The
+// rewriter is the one place that changes bytes, and only for clients whose include_usage wish
+// differs from what the upstream sends (OpenRouter always sends usage, A.4 / C.2).
+//
+// Both split on LF at the byte level: 0x0A never occurs inside a multi-byte UTF-8 sequence, so a
+// chunk boundary in the middle of a character is harmless. CR before LF is stripped; a lone CR
+// line ending (legal SSE, unseen from any OpenAI-compatible upstream) is not supported.
+// Chunks are kept as views until their event completes, so callers must not reuse buffers.
+
+const LF = 0x0a;
+const CR = 0x0d;
+const COLON = 0x3a;
+const QUOTE = 0x22;
+const USAGE_KEY = '"usage"';
+const USAGE_KEY_BYTES = Buffer.from(USAGE_KEY);
+// Fields whose string values are completion text the client has received (OpenRouter streams
+// reasoning as delta.reasoning; tool calls as function.arguments).
+const TEXT_KEYS = ['"content"', '"reasoning"', '"refusal"', '"arguments"'] as const;
+const JSON_NUMBER = /-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
+
+export const SSE_DONE = 'data: [DONE]\n\n';
+
+export interface StreamUsage {
+  promptTokens: number;
+  completionTokens: number;
+  totalTokens: number;
+  cost?: number; // usage.cost in USD (OpenRouter); absent when the upstream does not price
+  costText?: string; // its literal JSON text, for an exact conversion to integer micro-dollars
+  raw: Readonly<Record<string, unknown>>; // the whole usage object (cached/reasoning tokens, is_byok, …)
+}
+
+export interface StreamError {
+  message: string;
+  code: number | string | null; // OpenRouter sends a number, some of its docs a string: kept as sent
+  type: string | null; // error.type, else OpenRouter's error.metadata.error_type
+  metadata?: Readonly<Record<string, unknown>>; // for logs only: may quote provider text
+}
+
+export interface SseObservation {
+  usage: StreamUsage | null; // the last non-null usage seen
+  done: boolean; // [DONE] seen; EOF without it is still the end, but not a complete stream
+  error: StreamError | null; // in-band error chunk (top-level `error`) or `event: error`
+  events: number; // data events, [DONE] excluded
+  comments: number; // comment lines (keep-alives such as `: OPENROUTER PROCESSING`)
+  deltas: number; // data events that carried non-empty completion text
+  deliveredChars: number; // UTF-16 length of all completion text delivered so far
+  deliveredBytes: number; // its UTF-8 size, to estimate completion tokens of a cut stream
+  id: string | null; // from the first chunk
+  model: string | null; // from the first chunk: OpenRouter echoes the model used after fallbacks
+  atBoundary: boolean; // every byte seen so far belongs to a complete event
+  truncated: boolean; // end() found an incomplete event: the stream was cut mid-event
+}
+
+export interface PushResult {
+  events: number; // events (data, comment or empty) this chunk completed
+  boundary: number; // offset in this chunk just past the last completed event, -1 if none
+}
+
+export interface SseObserver {
+  readonly state: Readonly<SseObservation>;
+  push(chunk: Uint8Array): PushResult;
+  end(): void; // upstream EOF: an unterminated trailing event is still examined
+}
+
+export interface SseRewriter {
+  push(chunk: Uint8Array): Uint8Array[]; // bytes to send now: views of the input for untouched events
+  end(): Uint8Array[];
+}
+
+/** An OpenAI-shaped in-band error event (the openai SDK throws APIError on it, C.2). */
+export function formatSseError(err: { message: string; type: string; code: string | number | null; param?: string | null }): string {
+  const error = { message: err.message, type: err.type, param: err.param ?? null, code: err.code };
+  return formatSseData({ error });
+}
+
+export function formatSseData(value: unknown): string {
+  return `data: ${JSON.stringify(value)}\n\n`;
+}
+
+function toBuffer(chunk: Uint8Array): Buffer {
+  return Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+}
+
+interface SseEvent {
+  name: string;
+  data: Buffer[];
+}
+
+/** Splits bytes into events. Lines stay views of the input; only a line spanning chunks is copied. */
+class SseFramer {
+  comments = 0;
+  private pieces: Buffer[] = [];
+  private name = '';
+  private data: Buffer[] = [];
+  private lines = 0;
+
+  get atBoundary(): boolean {
+    return this.pieces.length === 0 && this.lines === 0;
+  }
+
+  /** Calls onEvent for each event the chunk completes, with the offset just past its blank line. */
+  feed(buf: Buffer, onEvent: (event: SseEvent, end: number) => void): void {
+    let start = 0;
+    for (let lf = buf.indexOf(LF); lf !== -1; lf = buf.indexOf(LF, start)) {
+      const event = this.line(this.join(buf.subarray(start, lf)));
+      start = lf + 1;
+      if (event) onEvent(event, start);
+    }
+    if (start < buf.length) this.pieces.push(buf.subarray(start));
+  }
+
+  /** At EOF: the unterminated last event, if any. */
+  finish(): SseEvent | null {
+    const ended = this.pieces.length > 0 ? this.line(this.join(Buffer.alloc(0))) : null;
+    return ended ?? (this.lines > 0 ? this.take() : null);
+  }
+
+  private join(tail: Buffer): Buffer {
+    let line = tail;
+    if (this.pieces.length > 0) {
+      this.pieces.push(tail);
+      line = Buffer.concat(this.pieces);
+      this.pieces = [];
+    }
+    return line.at(-1) === CR ? line.subarray(0, -1) : line;
+  }
+
+  private line(line: Buffer): SseEvent | null {
+    if (line.length === 0) return this.take();
+    this.lines++;
+    if (line[0] === COLON) this.comments++;
+    else if (isField(line, 'data')) this.data.push(fieldValue(line, 4));
+    else if (isField(line, 'event')) this.name = fieldValue(line, 5).toString();
+    return null;
+  }
+
+  private take(): SseEvent {
+    const event = { name: this.name, data: this.data };
+    this.name = '';
+    this.data = [];
+    this.lines = 0;
+    return event;
+  }
+}
+
+function isField(line: Buffer, field: string): boolean {
+  if (line.length < field.length) return false;
+  for (let i = 0; i < field.length; i++) if (line[i] !== field.charCodeAt(i)) return false;
+  return line.length === field.length || line[field.length] === COLON;
+}
+
+/** The value after `field:`, minus the single optional space the SSE spec allows. */
+function fieldValue(line: Buffer, nameLength: number): Buffer {
+  const start = nameLength + 1;
+  return line.subarray(line[start] === 0x20 ? start + 1 : start);
+}
+
+function dataText(event: SseEvent): string {
+  return event.data.map((b) => b.toString('utf8')).join('\n');
+}
+
+export function createSseObserver(): SseObserver {
+  const state: SseObservation = {
+    usage: null, done: false, error: null, events: 0, comments: 0, deltas: 0,
+    deliveredChars: 0, deliveredBytes: 0, id: null, model: null, atBoundary: true, truncated: false,
+  };
+  const framer = new SseFramer();
+  return {
+    state,
+    push(chunk) {
+      const result: PushResult = { events: 0, boundary: -1 };
+      framer.feed(toBuffer(chunk), (event, end) => {
+        observeEvent(state, event);
+        result.events++;
+        result.boundary = end;
+      });
+      state.comments = framer.comments;
+      state.atBoundary = framer.atBoundary;
+      return result;
+    },
+    end() {
+      state.truncated = !framer.atBoundary;
+      const last = framer.finish();
+      if (last) observeEvent(state, last);
+      state.comments = framer.comments;
+      state.atBoundary = true;
+    },
+  };
+}
+
+function observeEvent(state: SseObservation, event: SseEvent): void {
+  if (event.data.length === 0) return;
+  const text = dataText(event);
+  if (text === '[DONE]') {
+    state.done = true;
+    return;
+  }
+  state.events++;
+  const parsed = lazyParse(text);
+  if (event.name === 'error') state.error = extractError(wrapError(parsed(), text));
+  if (state.events === 1) readIdentity(state, parsed());
+  measureDelivered(state, text);
+  if (hasNonNullKey(text, USAGE_KEY)) state.usage = extractUsage(parsed(), text) ?? state.usage;
+  if (text.includes('"error"')) state.error = extractError(parsed()) ?? state.error;
+}
+
+/** An `event: error` payload may be the error itself, an `{error}` envelope, or plain text. */
+function wrapError(parsed: unknown, text: string): unknown {
+  return isRecord(parsed) && 'error' in parsed ? parsed : { error: parsed ?? text };
+}
+
+/** Parses at most once, and only when some question needs the whole chunk. */
+function lazyParse(text: string): () => unknown {
+  let done = false;
+  let value: unknown;
+  return () => {
+    if (!done) {
+      done = true;
+      try {
+        value = JSON.parse(text);
+      } catch {
+        value = undefined;
+      }
+    }
+    return value;
+  };
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function readIdentity(state: SseObservation, chunk: unknown): void {
+  if (!isRecord(chunk)) return;
+  if (typeof chunk.id === 'string') state.id = chunk.id;
+  if (typeof chunk.model === 'string') state.model = chunk.model;
+}
+
+/** A string scan instead of JSON.parse: this runs on every chunk of every stream. */
+function measureDelivered(state: SseObservation, text: string): void {
+  let chars = 0;
+  let bytes = 0;
+  for (const key of TEXT_KEYS) {
+    for (let i = text.indexOf(key); i !== -1; i = text.indexOf(key, i + key.length)) {
+      const value = readStringValue(text, i + key.length);
+      if (value) {
+        chars += value.length;
+        bytes += Buffer.byteLength(value);
+      }
+    }
+  }
+  if (chars === 0) return;
+  state.deltas++;
+  state.deliveredChars += chars;
+  state.deliveredBytes += bytes;
+}
+
+function skipWs(text: string, i: number): number {
+  let j = i;
+  for (let c = text.charCodeAt(j); c === 0x20 || c === 0x09 || c === LF || c === CR; c = text.charCodeAt(++j));
+  return j;
+}
+
+/** Index of the quote closing the JSON string opened at `open`, or -1. */
+function stringEnd(text: string, open: number): number {
+  for (let q = text.indexOf('"', open + 1); q !== -1; q = text.indexOf('"', q + 1)) {
+    let slashes = 0;
+    while (text.charCodeAt(q - 1 - slashes) === 0x5c) slashes++;
+    if (slashes % 2 === 0) return q;
+  }
+  return -1;
+}
+
+/** The decoded string value after a key at `afterKey`, or null when the value is not a string. */
+function readStringValue(text: string, afterKey: number): string | null {
+  const colon = skipWs(text, afterKey);
+  if (text.charCodeAt(colon) !== COLON) return null;
+  const open = skipWs(text, colon + 1);
+  if (text.charCodeAt(open) !== QUOTE) return null;
+  const close = stringEnd(text, open);
+  if (close === -1) return null;
+  const raw = text.slice(open + 1, close);
+  if (!raw.includes('\\')) return raw;
+  try {
+    return JSON.parse(`"${raw}"`) as string;
+  } catch {
+    return null;
+  }
+}
+
+/** True when `key` is used as a key whose value is not null (OpenAI sends "usage":null on every chunk). */
+function hasNonNullKey(text: string, key: string): boolean {
+  for (let i = text.indexOf(key); i !== -1; i = text.indexOf(key, i + key.length)) {
+    const colon = skipWs(text, i + key.length);
+    if (text.charCodeAt(colon) === COLON && !text.startsWith('null', skipWs(text, colon + 1))) return true;
+  }
+  return false;
+}
+
+function tokenCount(value: unknown): number | null {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 ? value : null;
+}
+
+function extractUsage(chunk: unknown, text: string): StreamUsage | null {
+  if (!isRecord(chunk) || !isRecord(chunk.usage)) return null;
+  const raw = chunk.usage;
+  const prompt = tokenCount(raw.prompt_tokens);
+  const completion = tokenCount(raw.completion_tokens);
+  if (prompt === null && completion === null) return null;
+  const usage: StreamUsage = {
+    promptTokens: prompt ?? 0,
+    completionTokens: completion ?? 0,
+    totalTokens: tokenCount(raw.total_tokens) ?? (prompt ?? 0) + (completion ?? 0),
+    raw,
+  };
+  if (typeof raw.cost === 'number' && Number.isFinite(raw.cost)) {
+    usage.cost = raw.cost;
+    const literal = findUsageCostText(text);
+    usage.costText = literal !== undefined && Number(literal) === raw.cost ? literal : String(raw.cost);
+  } else if (typeof raw.cost === 'string' && Number.isFinite(Number(raw.cost)) && raw.cost.trim() !== '') {
+    usage.cost = Number(raw.cost);
+    usage.costText = raw.cost.trim();
+  }
+  return usage;
+}
+
+/** The number literal of the top-level usage.cost, found by walking the JSON without building it. */
+function findUsageCostText(json: string): string | undefined {
+  const usage = findKeyValue(json, json.indexOf('{') + 1, 'usage');
+  if (usage === -1 || json.charCodeAt(usage) !== 0x7b) return undefined;
+  const cost = findKeyValue(json, usage + 1, 'cost');
+  if (cost === -1) return undefined;
+  JSON_NUMBER.lastIndex = cost;
+  return JSON_NUMBER.exec(json)?.[0];
+}
+
+/** Start of the value of `key` in the object whose body starts at `from`, at that object's depth only. */
+function findKeyValue(json: string, from: number, key: string): number {
+  let depth = 0;
+  for (let i = from; i < json.length; i++) {
+    const c = json.charCodeAt(i);
+    if (c === QUOTE) {
+      const end = stringEnd(json, i);
+      if (end === -1) return -1;
+      const colon = skipWs(json, end + 1);
+      if (depth === 0 && json.charCodeAt(colon) === COLON && json.slice(i + 1, end) === key) {
+        return skipWs(json, colon + 1);
+      }
+      i = end;
+    } else if (c === 0x7b || c === 0x5b) depth++;
+    else if ((c === 0x7d || c === 0x5d) && --depth < 0) return -1;
+  }
+  return -1;
+}
+
+function extractError(chunk: unknown): StreamError | null {
+  if (!isRecord(chunk)) return null;
+  const e = chunk.error;
+  if (typeof e === 'string') return { message: e, code: null, type: null };
+  if (!isRecord(e)) return null;
+  const metadata = isRecord(e.metadata) ? e.metadata : undefined;
+  const type = typeof e.type === 'string' ? e.type : metadata?.error_type;
+  const error: StreamError = {
+    message: typeof e.message === 'string' ? e.message : 'Upstream error',
+    code: typeof e.code === 'number' || typeof e.code === 'string' ? e.code : null,
+    type: typeof type === 'string' ? type : null,
+  };
+  if (metadata) error.metadata = metadata;
+  return error;
+}
+
+/**
+ * Makes usage chunks match what the client asked for (C.2). Without include_usage no chunk keeps
+ * a usage (a usage-only chunk is dropped); with it, usage arrives on its own chunk with
+ * `choices: []`. Events without a non-null usage are forwarded as views of the input.
+ */
+export function createSseRewriter(options: { includeUsage: boolean }): SseRewriter {
+  const framer = new SseFramer();
+  let held: Buffer[] = []; // bytes of the open event from earlier chunks, sent once it is judged
+  return {
+    push(chunk) {
+      const buf = toBuffer(chunk);
+      const out: Uint8Array[] = [];
+      let runStart = 0; // first byte of buf neither emitted nor discarded
+      let eventStart = 0; // where the open event begins in buf (0 if it began earlier)
+      framer.feed(buf, (event, end) => {
+        const replacement = rewriteEvent(event, options.includeUsage);
+        if (replacement === null) {
+          out.push(...held);
+        } else {
+          if (eventStart > runStart) out.push(buf.subarray(runStart, eventStart));
+          if (replacement !== '') out.push(Buffer.from(replacement));
+          runStart = end;
+        }
+        held = [];
+        eventStart = end;
+      });
+      if (eventStart > runStart) out.push(buf.subarray(runStart, eventStart));
+      if (eventStart < buf.length) held.push(buf.subarray(eventStart));
+      return out;
+    },
+    end() {
+      const last = framer.finish();
+      const replacement = last ? rewriteEvent(last, options.includeUsage) : null;
+      const out: Uint8Array[] = replacement === null ? held : replacement === '' ? [] : [Buffer.from(replacement)];
+      held = [];
+      return out;
+    },
+  };
+}
+
+/** null keeps the event's bytes as they are, '' drops it, any other string replaces it. */
+function rewriteEvent(event: SseEvent, includeUsage: boolean): string | null {
+  if (!event.data.some((b) => b.includes(USAGE_KEY_BYTES))) return null;
+  const text = dataText(event);
+  if (!hasNonNullKey(text, USAGE_KEY)) return null;
+  const parsed = lazyParse(text)();
+  if (!isRecord(parsed) || !isRecord(parsed.usage)) return null;
+  const { usage, ...rest } = parsed;
+  const { error, ...meta } = rest; // an error must reach the client once, never on the usage chunk
+  const choices = Array.isArray(parsed.choices) ? parsed.choices : [];
+  const informative = error != null || choices.some((c) => !isEmptyChoice(c));
+  if (!includeUsage) return informative ? formatSseData(rest) : '';
+  if (choices.length === 0 && error == null) return null;
+  const usageChunk = formatSseData({ ...meta, choices: [], usage });
+  return informative ? formatSseData(rest) + usageChunk : usageChunk;
+}
+
+/** A choice that tells the client nothing (OpenRouter's usage carrier: empty delta, no finish). */
+function isEmptyChoice(choice: unknown): boolean {
+  if (!isRecord(choice)) return false;
+  if (choice.finish_reason != null || choice.logprobs != null || choice.error != null) return false;
+  if (choice.delta == null) return true;
+  if (!isRecord(choice.delta)) return false;
+  return Object.entries(choice.delta).every(
+    ([k, v]) => k === 'role' || v === null || v === '' || (Array.isArray(v) && v.length === 0),
+  );
+}

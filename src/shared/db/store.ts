@@ -1,0 +1,155 @@
+// Opening the store: SQLite (embedded default) or Postgres, behind one `Store` whose `db` is
+// typed once (see schema.ts) and whose `transaction` hides the dialects' different rules.
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import Database from 'better-sqlite3';
+import { drizzle as drizzleSqlite } from 'drizzle-orm/better-sqlite3';
+import { drizzle as drizzlePg, type NodePgQueryResultHKT } from 'drizzle-orm/node-postgres';
+import type { PgDatabase } from 'drizzle-orm/pg-core';
+import pg from 'pg';
+import { GatewayError } from '../errors.js';
+import { pgSchema, pgTables, sqliteSchema, sqliteTables, type Tables } from './schema.js';
+
+export type Db = PgDatabase<NodePgQueryResultHKT, Tables>;
+export type Dialect = 'sqlite' | 'postgres';
+
+export interface Store {
+  readonly dialect: Dialect;
+  readonly db: Db;
+  readonly t: Tables;
+  /** The location with any password masked, safe to print. */
+  readonly display: string;
+  transaction<T>(fn: (tx: Db) => Promise<T>): Promise<T>;
+  /** Runs a trivial query; throws store_unavailable if the store cannot answer. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+  /** The better-sqlite3 handle, for SQLite-only maintenance such as checkpoints. */
+  readonly sqlite?: Database.Database;
+  /** The pg pool, for LISTEN/NOTIFY. */
+  readonly pool?: pg.Pool;
+}
+
+export interface StoreLocation {
+  dialect: Dialect;
+  /** File path for SQLite, connection string for Postgres. */
+  target: string;
+}
+
+export function parseStoreUrl(url: string, cwd = process.cwd()): StoreLocation {
+  if (/^postgres(ql)?:\/\//.test(url)) return { dialect: 'postgres', target: url };
+  if (url.startsWith('sqlite://')) return { dialect: 'sqlite', target: resolve(cwd, url.slice('sqlite://'.length)) };
+  if (url.startsWith('file:')) return { dialect: 'sqlite', target: resolve(cwd, url.slice('file:'.length)) };
+  if (/^[a-z]+:\/\//i.test(url)) {
+    throw new GatewayError('usage_error', `unsupported store URL '${maskUrl(url)}': use a SQLite file path or postgres://…`);
+  }
+  return { dialect: 'sqlite', target: resolve(cwd, url) };
+}
+
+export function maskUrl(url: string): string {
+  return url.replace(/\/\/([^:/@]+):([^@]*)@/, '//$1:****@');
+}
+
+export interface OpenOptions {
+  /** Create the SQLite file (and its folder) if missing. Without it a missing file is an error. */
+  create?: boolean;
+  /** Postgres pool size. */
+  poolSize?: number;
+}
+
+export async function openStore(url: string, opts: OpenOptions = {}): Promise<Store> {
+  const loc = parseStoreUrl(url);
+  return loc.dialect === 'sqlite' ? openSqlite(loc.target, opts) : openPostgres(loc.target, opts);
+}
+
+function openSqlite(file: string, opts: OpenOptions): Store {
+  if (!existsSync(file)) {
+    if (!opts.create) {
+      throw new GatewayError('store_unavailable', `no store at ${file}: run 'gatewayctl init' first (or pass --db)`);
+    }
+    mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+    closeSync(openSync(file, 'a', 0o600));
+  }
+  let handle: Database.Database;
+  try {
+    handle = new Database(file);
+    handle.pragma('journal_mode = WAL');
+    handle.pragma('foreign_keys = ON');
+    handle.pragma('busy_timeout = 5000');
+    handle.pragma('synchronous = NORMAL');
+  } catch (cause) {
+    throw new GatewayError('store_unavailable', `cannot open the SQLite store at ${file}`, { cause });
+  }
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
+  const db = drizzleSqlite(handle, { schema: sqliteSchema }) as unknown as Db;
+  const lock = new Mutex();
+  return {
+    dialect: 'sqlite',
+    db,
+    t: sqliteTables,
+    display: file,
+    sqlite: handle,
+    // better-sqlite3 cannot run an async callback inside its own transaction helper, so the
+    // transaction is opened by hand and a mutex keeps other callers out until it ends.
+    transaction: (fn) =>
+      lock.run(async () => {
+        handle.exec('BEGIN IMMEDIATE');
+        try {
+          const result = await fn(db);
+          handle.exec('COMMIT');
+          return result;
+        } catch (err) {
+          if (handle.inTransaction) handle.exec('ROLLBACK');
+          throw err;
+        }
+      }),
+    ping: async () => {
+      try {
+        handle.prepare('select 1').get();
+      } catch (cause) {
+        throw new GatewayError('store_unavailable', 'the SQLite store does not answer', { cause });
+      }
+    },
+    close: async () => {
+      if (handle.open) handle.close();
+    },
+  };
+}
+
+function openPostgres(connectionString: string, opts: OpenOptions): Store {
+  const pool = new pg.Pool({
+    connectionString,
+    max: opts.poolSize ?? 10,
+    connectionTimeoutMillis: 5000,
+    idleTimeoutMillis: 30_000,
+  });
+  // An idle client that loses its server must not crash the process; the next query reports it.
+  pool.on('error', () => {});
+  const db = drizzlePg(pool, { schema: pgSchema }) as unknown as Db;
+  const display = maskUrl(connectionString);
+  return {
+    dialect: 'postgres',
+    db,
+    t: pgTables,
+    display,
+    pool,
+    transaction: (fn) => db.transaction((tx) => fn(tx)),
+    ping: async () => {
+      try {
+        await pool.query('select 1');
+      } catch (cause) {
+        throw new GatewayError('store_unavailable', `the Postgres store at ${display} does not answer`, { cause });
+      }
+    },
+    close: () => pool.end(),
+  };
+}
+
+class Mutex {
+  private tail: Promise<unknown> = Promise.resolve();
+
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.tail.then(fn, fn);
+    this.tail = next.catch(() => {});
+    return next;
+  }
+}

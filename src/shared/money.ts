@@ -1,0 +1,52 @@
+// Money is integer micro-dollars everywhere. Decimal strings are converted with integer
+// arithmetic only, so "0.0000025" never passes through a float.
+import { usageError } from './errors.js';
+
+export const MICROS_PER_USD = 1_000_000;
+const DECIMAL_RE = /^(-)?(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/;
+
+/** Scales a decimal string by 10^scale and rounds half away from zero to an integer. */
+export function decimalToScaledInt(value: string, scale: number): number {
+  const m = DECIMAL_RE.exec(value.trim());
+  if (!m || (m[2] === '' && (m[3] === undefined || m[3] === ''))) {
+    throw usageError(`'${value}' is not a decimal number`);
+  }
+  const negative = m[1] === '-';
+  const digits = (m[2] ?? '') + (m[3] ?? '');
+  const shift = scale - (m[3] ?? '').length + Number(m[4] ?? 0);
+  let big = BigInt(digits === '' ? '0' : digits);
+  if (shift >= 0) {
+    big *= 10n ** BigInt(shift);
+  } else {
+    const div = 10n ** BigInt(-shift);
+    const q = big / div;
+    big = big % div >= (div + 1n) / 2n ? q + 1n : q;
+  }
+  const n = Number(big);
+  if (!Number.isSafeInteger(n)) throw usageError(`'${value}' is out of range`);
+  return negative ? -n : n;
+}
+
+export const usdToMicros = (usd: string) => decimalToScaledInt(usd, 6);
+
+/** A per-token USD price string (OpenRouter's form) as micro-dollars per million tokens. */
+export const perTokenUsdToMicrosPerM = (usd: string) => decimalToScaledInt(usd, 12);
+
+/** Exact cost in micro-dollars of `tokens` at `microsPerM`, rounded half up. */
+export function tokenCostMicros(tokens: number, microsPerM: number): number {
+  if (tokens === 0 || microsPerM === 0) return 0;
+  const num = BigInt(tokens) * BigInt(microsPerM);
+  return Number((num + 500_000n) / 1_000_000n);
+}
+
+/** Formats micro-dollars as a USD decimal string without losing digits: 1234567 → "1.234567". */
+export function formatMicros(micros: number): string {
+  const sign = micros < 0 ? '-' : '';
+  const abs = Math.abs(micros);
+  const whole = Math.floor(abs / MICROS_PER_USD);
+  const frac = String(abs % MICROS_PER_USD).padStart(6, '0').replace(/0+$/, '');
+  return `${sign}${whole}${frac ? `.${frac}` : ''}`;
+}
+
+/** USD as a JSON number for scripts (micro-dollar precision survives a double). */
+export const microsToUsdNumber = (micros: number) => micros / MICROS_PER_USD;
