@@ -1,0 +1,66 @@
+// The one limit engine (DESIGN.md §4): admission reserves the worst case on every applicable
+// counter atomically; settlement replaces the reservation with the real usage.
+import type { Metric, ScopeType, Window } from '../services/limits.js';
+
+/** One counter that a request touches: a limit row, or a credit balance (metric 'credits'). */
+export interface CounterRef {
+  /** Stable id: `${scopeType}:${scopeId}:${model}:${metric}:${window}` or `credits:${scopeType}:${scopeId}`. */
+  id: string;
+  scopeType: ScopeType;
+  scopeId: string;
+  model: string;
+  metric: Metric | 'credits';
+  window: Window;
+  /** For limits, the max; for credits, the balance available (micro-dollars). */
+  max: number;
+  /** Start of the current calendar window or of the reset, ms; 0 for total/rolling. */
+  since?: number;
+}
+
+/** What a request asks to reserve, per metric. */
+export interface Amounts {
+  requests: number;
+  tokens: number;
+  /** micro-dollars */
+  cost: number;
+}
+
+export interface Denial {
+  ok: false;
+  code: 'rate_limit_exceeded' | 'quota_exceeded' | 'budget_exceeded' | 'insufficient_credits' | 'request_cap_exceeded';
+  counter: CounterRef;
+  used: number;
+  /** When the window frees enough room, ms epoch (null for total windows and credits). */
+  resetsAt: number | null;
+  retryAfterSec: number | null;
+}
+
+export interface CounterState {
+  counter: CounterRef;
+  used: number;
+  remaining: number;
+  resetsAt: number | null;
+}
+
+export interface Reservation {
+  ok: true;
+  id: string;
+  counters: readonly CounterRef[];
+  reserved: Amounts;
+  /** The state of each counter right after reserving: feeds x-ratelimit-* headers and gateway_usage. */
+  states: readonly CounterState[];
+}
+
+export type Admission = Reservation | Denial;
+
+export interface LimitBackend {
+  /** Reserve `amounts` on every counter, or nothing at all. */
+  reserve(requestId: string, counters: readonly CounterRef[], amounts: Amounts, now: number): Promise<Admission>;
+  /** Replace the reservation with the actual amounts. Idempotent per reservation id. */
+  settle(reservation: Reservation, actual: Amounts, now: number): Promise<readonly CounterState[]>;
+  /** Read-only view of counters (GET /v1/usage, quotas get). */
+  peek(counters: readonly CounterRef[], now: number): Promise<readonly CounterState[]>;
+  /** Zero a counter's window (quotas reset). */
+  reset(counterId: string, now: number): Promise<void>;
+  close(): Promise<void>;
+}
