@@ -5,7 +5,11 @@
 // that did not ask, exactly as it must for OpenRouter.
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { MOCK_MODELS, type MockPrice } from '../shared/mock-catalog.js';
 import { formatSseData, SSE_DONE } from './sse-usage.js';
+
+// The catalog lives in src/shared so gatewayctl (models refresh on a mock org) can read it too.
+export { MOCK_MODELS, type MockModel, type MockPrice } from '../shared/mock-catalog.js';
 
 export interface MockMessage {
   role: string;
@@ -19,12 +23,6 @@ export interface MockChatRequest {
   max_completion_tokens?: number | null;
   stream?: boolean | null;
   stream_options?: { include_usage?: boolean | null } | null;
-}
-
-/** USD per token as decimal strings, OpenRouter's /models form. */
-export interface MockPrice {
-  prompt: string;
-  completion: string;
 }
 
 export interface MockOptions {
@@ -62,42 +60,6 @@ export interface MockCompletion {
   }>;
   usage: MockUsage;
 }
-
-export interface MockModel {
-  id: string;
-  name: string;
-  description: string;
-  contextLength: number;
-  maxCompletionTokens: number;
-  pricing: MockPrice;
-}
-
-export const MOCK_MODELS: readonly MockModel[] = [
-  {
-    id: 'mock/gpt-4o-mini',
-    name: 'Mock: GPT-4o mini',
-    description: 'Deterministic offline stand-in priced like gpt-4o-mini.',
-    contextLength: 128_000,
-    maxCompletionTokens: 16_384,
-    pricing: { prompt: '0.00000015', completion: '0.0000006' },
-  },
-  {
-    id: 'mock/llama-3-8b',
-    name: 'Mock: Llama 3 8B',
-    description: 'Deterministic offline stand-in for a small open model.',
-    contextLength: 8_192,
-    maxCompletionTokens: 4_096,
-    pricing: { prompt: '0.00000003', completion: '0.00000006' },
-  },
-  {
-    id: 'mock/echo',
-    name: 'Mock: Echo',
-    description: 'Replies with the last user message, verbatim. Free.',
-    contextLength: 32_768,
-    maxCompletionTokens: 32_768,
-    pricing: { prompt: '0', completion: '0' },
-  },
-];
 
 const ECHO_MODEL = 'mock/echo';
 const WORDS_PER_DELTA = 3;
