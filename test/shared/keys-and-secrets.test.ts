@@ -1,0 +1,96 @@
+import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { formatKey, hashKey, newKeyId, parseKey, verifyKeyHash } from '../../src/shared/keys.js';
+import { decimalToScaledInt, formatMicros, perTokenUsdToMicrosPerM, tokenCostMicros, usdToMicros } from '../../src/shared/money.js';
+import { open, seal, secretHint } from '../../src/shared/secret-box.js';
+
+describe('key format', () => {
+  it('formats gw_<env>_<id>_<secret> with a 43-character base62 secret and parses it back', () => {
+    const id = newKeyId();
+    const key = formatKey('test', id);
+    expect(key).toMatch(/^gw_test_[0-9a-z]{12}_[0-9A-Za-z]{43}$/);
+    expect(parseKey(key)).toEqual({ env: 'test', id, secret: key.split('_')[3] });
+  });
+
+  it('gives each key at least 160 bits of secret (43 base62 chars ≈ 256 bits) and never repeats', () => {
+    const secrets = new Set(Array.from({ length: 2000 }, () => parseKey(formatKey('live', newKeyId()))!.secret));
+    expect(secrets.size).toBe(2000);
+    expect(43 * Math.log2(62)).toBeGreaterThan(160);
+  });
+
+  it.each([
+    '',
+    'gw_live_abc_def',
+    'sk-or-v1-0123456789',
+    'gw_prod_abcdefghijkl_0123456789012345678901234567890123456789012',
+    'gw_live_ABCDEFGHIJKL_0123456789012345678901234567890123456789012',
+    'gw_live_abcdefghijkl_012345678901234567890123456789012345678901',
+    'gw_live_abcdefghijkl_0123456789012345678901234567890123456789012x',
+    'gw_live_abcdefghijkl_01234567890123456789012345678901234567890-2',
+    ' gw_live_abcdefghijkl_0123456789012345678901234567890123456789012',
+    'gw_live_abcdefghijkl_0123456789012345678901234567890123456789012\n',
+  ])('rejects the malformed key %j', (raw) => {
+    expect(parseKey(raw)).toBeNull();
+  });
+
+  it('stores only SHA-256 of the whole key and verifies it in constant time', () => {
+    const key = formatKey('live', newKeyId());
+    const h = hashKey(key);
+    expect(h).toMatch(/^[0-9a-f]{64}$/);
+    expect(h).not.toContain(parseKey(key)!.secret);
+    expect(verifyKeyHash(key, h)).toBe(true);
+    const flipped = `${key.slice(0, -1)}${key.endsWith("x") ? "y" : "x"}`;
+    expect(verifyKeyHash(flipped, h)).toBe(false);
+    expect(verifyKeyHash(key, 'deadbeef')).toBe(false);
+  });
+});
+
+describe('secret box (AES-256-GCM)', () => {
+  const master = randomBytes(32);
+
+  it('round-trips an upstream key and never stores it in clear', () => {
+    const sealed = seal(master, 'sk-or-v1-supersecret-1234');
+    expect(sealed).not.toContain('supersecret');
+    expect(sealed.startsWith('v1:')).toBe(true);
+    expect(open(master, sealed)).toBe('sk-or-v1-supersecret-1234');
+  });
+
+  it('uses a fresh IV each time, and fails clearly under another master key or tampering', () => {
+    const a = seal(master, 'same');
+    const b = seal(master, 'same');
+    expect(a).not.toBe(b);
+    expect(() => open(randomBytes(32), a)).toThrow(/master key differs/);
+    const parts = a.split(':');
+    const ct = Buffer.from(parts[3]!, 'base64');
+    ct[0] = ct[0]! ^ 1;
+    expect(() => open(master, [parts[0], parts[1], parts[2], ct.toString('base64')].join(':'))).toThrow();
+  });
+
+  it('shows only the last 4 characters of a secret', () => {
+    expect(secretHint('sk-or-v1-abcdefgh1234')).toBe('1234');
+    expect(secretHint('short')).toBe('****');
+  });
+});
+
+describe('money is integer micro-dollars', () => {
+  it('converts decimal strings exactly, without floats', () => {
+    expect(usdToMicros('25')).toBe(25_000_000);
+    expect(usdToMicros('0.000001')).toBe(1);
+    expect(usdToMicros('0.1')).toBe(100_000);
+    expect(usdToMicros('-2.5')).toBe(-2_500_000);
+    expect(perTokenUsdToMicrosPerM('0.0000025')).toBe(2_500_000);
+    expect(perTokenUsdToMicrosPerM('0.00000015')).toBe(150_000);
+    expect(perTokenUsdToMicrosPerM('0')).toBe(0);
+    expect(decimalToScaledInt('1.5e-6', 6)).toBe(2);
+    expect(() => usdToMicros('abc')).toThrow(/not a decimal/);
+  });
+
+  it('prices tokens exactly and formats without losing digits', () => {
+    expect(tokenCostMicros(1_000_000, 2_500_000)).toBe(2_500_000);
+    expect(tokenCostMicros(15, 150_000)).toBe(2);
+    expect(tokenCostMicros(3, 150_000)).toBe(0);
+    expect(formatMicros(1_234_567)).toBe('1.234567');
+    expect(formatMicros(-500_000)).toBe('-0.5');
+    expect(formatMicros(0)).toBe('0');
+  });
+});
