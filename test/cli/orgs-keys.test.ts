@@ -45,3 +45,70 @@ describe.each(DIALECTS)('gatewayctl orgs and keys on %s', (dialect) => {
     expect(dup.stderr).toContain("org 'acme' already exists");
   });
 });
+
+describe('non-interactive rules', () => {
+  async function ready() {
+    const gw = cliFor(await freshStoreUrl('sqlite'));
+    await gw(['init']);
+    await gw(['orgs', 'create', 'acme', '--provider', 'mock']);
+    const key = (await gw(['keys', 'create', '--org', 'acme', '--json'])).json<KeyJson>();
+    return { gw, key };
+  }
+
+  it('exits 2 naming the missing argument instead of prompting when stdin is not a terminal', async () => {
+    const { gw } = await ready();
+    const r = await gw(['orgs', 'create']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/missing org name: pass <name>/);
+    const k = await gw(['keys', 'create', '--json']);
+    expect(k.code).toBe(2);
+    expect(k.errorJson().error).toMatchObject({ code: 'usage_error' });
+  });
+
+  it.each([
+    ['no terminal', [], {}],
+    ['--json on a terminal', ['--json'], { interactive: true }],
+    ['CI=true on a terminal', [], { interactive: true, env: { CI: 'true' } }],
+  ] as const)('refuses a destructive action without --yes (%s) and changes nothing', async (_label, extra, opts) => {
+    const { gw, key } = await ready();
+    const r = await gw(['keys', 'revoke', key.id, ...extra], { ...opts, env: { ...('env' in opts ? opts.env : {}) } });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('without --yes');
+    expect((await gw(['keys', 'get', key.id, '--json'])).json<KeyJson>().status).toBe('active');
+    const ok = await gw(['keys', 'revoke', key.id, '--yes', '--json']);
+    expect(ok.code).toBe(0);
+    expect(ok.json<KeyJson>().status).toBe('revoked');
+  });
+
+  it('exits 2 on malformed options and unknown commands', async () => {
+    const { gw, key } = await ready();
+    expect((await gw(['keys', 'create', '--org', 'acme', '--expires-in', 'soon'])).code).toBe(2);
+    expect((await gw(['keys', 'create', '--org', 'acme', '--ip', '10.0.0.0/33'])).code).toBe(2);
+    expect((await gw(['keys', 'create', '--org', 'acme', '--env', 'prod'])).code).toBe(2);
+    expect((await gw(['keys', 'update', key.id, '--metadata', '[1]'])).code).toBe(2);
+    expect((await gw(['keys', 'frobnicate'])).code).toBe(2);
+    expect((await gw(['keys', 'get', 'nosuchkey123'])).code).toBe(3);
+  });
+
+  it('prints the key once with a warning for people, and a table for keys list', async () => {
+    const { gw } = await ready();
+    const r = await gw(['keys', 'create', '--org', 'acme', '--daily-tokens', '1000', '--name', 'ci']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/gw_live_[0-9a-z]{12}_[0-9A-Za-z]{43}/);
+    expect(r.stdout).toContain('shown only once');
+    expect(r.stdout).toContain('tokens/day≤1000');
+    const list = await gw(['keys', 'list']);
+    expect(list.stdout).toContain('ci');
+    expect(list.stdout).not.toMatch(/gw_live_[0-9a-z]{12}_/);
+  });
+
+  it('reads the upstream key from an environment variable and shows only its last 4 characters', async () => {
+    const { gw } = await ready();
+    const r = await gw(['orgs', 'create', 'beta', '--upstream-key-env', 'OR_KEY', '--json'], { env: { OR_KEY: 'sk-or-v1-abcdef987654' } });
+    expect(r.code).toBe(0);
+    expect(r.json()).toMatchObject({ provider: 'openrouter', upstream_key_hint: '7654' });
+    expect(r.stdout).not.toContain('abcdef');
+    const stdin = await gw(['orgs', 'update', 'beta', '--upstream-key-stdin', '--json'], { stdin: 'sk-new-key-00001111\n' });
+    expect(stdin.json()).toMatchObject({ upstream_key_hint: '1111' });
+  });
+});
