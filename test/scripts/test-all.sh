@@ -25,6 +25,10 @@ status=0
 npm run --silent build || status=1
 npm run --silent lint || status=1
 npx tsc -p test/tsconfig.json || status=1
+for dialect in sqlite pg; do
+  out="$(npx drizzle-kit generate --config "migrations/drizzle.$dialect.config.ts" 2>&1)"
+  echo "$out" | grep -q "No schema changes" || { echo "schema changes without a migration ($dialect):"; echo "$out"; status=1; }
+done
 
 report="$(mktemp -d)/vitest.json"
 npx vitest run --config test/vitest.config.ts --reporter=default --reporter=json --outputFile.json="$report" "$@"
