@@ -11,7 +11,10 @@ export interface CounterRef {
   model: string;
   metric: Metric | 'credits';
   window: Window;
-  /** For limits, the max; for credits, the balance available (micro-dollars). */
+  /**
+   * For limits, the max; for credits, everything granted to the scope (micro-dollars), with
+   * `used` = everything charged, so remaining = the balance.
+   */
   max: number;
   /** Start of the current calendar window or of the reset, ms; 0 for total/rolling. */
   since?: number;
@@ -47,15 +50,34 @@ export interface Reservation {
   id: string;
   counters: readonly CounterRef[];
   reserved: Amounts;
+  /** The `now` reserve() was called with: settlement charges the windows the reservation was made in. */
+  reservedAt: number;
   /** The state of each counter right after reserving: feeds x-ratelimit-* headers and gateway_usage. */
   states: readonly CounterState[];
 }
 
 export type Admission = Reservation | Denial;
 
+export interface ReserveOptions {
+  /**
+   * The org's failure mode, for backends that can fail (Redis): 'closed' (default) throws
+   * GatewayError('unavailable') → 503; 'open' serves under the local fallback backend.
+   */
+  failureMode?: 'closed' | 'open';
+}
+
+/** Usage already recorded in the store for a counter's current window (seeding after a restart). */
+export type CounterSeeder = (counter: CounterRef, now: number) => Promise<number>;
+
 export interface LimitBackend {
   /** Reserve `amounts` on every counter, or nothing at all. */
-  reserve(requestId: string, counters: readonly CounterRef[], amounts: Amounts, now: number): Promise<Admission>;
+  reserve(
+    requestId: string,
+    counters: readonly CounterRef[],
+    amounts: Amounts,
+    now: number,
+    opts?: ReserveOptions,
+  ): Promise<Admission>;
   /** Replace the reservation with the actual amounts. Idempotent per reservation id. */
   settle(reservation: Reservation, actual: Amounts, now: number): Promise<readonly CounterState[]>;
   /** Read-only view of counters (GET /v1/usage, quotas get). */

@@ -77,6 +77,12 @@ export interface Snapshot {
   prices: ReadonlyMap<string, SnapshotPrice>;
   /** Scopes (`${scopeType}:${scopeId}`) that hold a credit ledger, with their balance (micro-dollars) at load time. */
   creditBalances: ReadonlyMap<string, number>;
+  /**
+   * Per credit scope, everything ever granted (top-ups and adjustments, i.e. every ledger row
+   * that is not a 'charge'). The credit counter's max is this, and its `used` is the sum of
+   * charges, so a snapshot reload after the usage sink writes charges does not double count.
+   */
+  creditGranted: ReadonlyMap<string, number>;
   /** Quota resets (`gatewayctl quotas reset`): `${scopeType}:${scopeId}:${window}` → reset time (ms). */
   resets: ReadonlyMap<string, number>;
 }
