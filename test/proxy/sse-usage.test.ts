@@ -1,0 +1,269 @@
+import { describe, expect, it } from 'vitest';
+import {
+  createSseObserver,
+  createSseRewriter,
+  formatSseError,
+  SSE_DONE,
+  type SseObservation,
+} from '../../src/proxy/sse-usage.js';
+
+// The real OpenRouter capture of protocols.md A.4, with the elided repeated fields restored.
+const HEAD = '"id":"gen-1769532074","provider":"Liquid","model":"liquid/lfm-2.5-1.2b-instruct:free","object":"chat.completion.chunk","created":1769532074';
+const choice = (content: string, finish: string | null) =>
+  `"choices":[{"index":0,"delta":{"role":"assistant","content":"${content}"},"finish_reason":${finish ? `"${finish}"` : 'null'},"native_finish_reason":${finish ? `"${finish}"` : 'null'},"logprobs":null}]`;
+const USAGE =
+  '"usage":{"prompt_tokens":15,"completion_tokens":10,"total_tokens":25,"cost":0,"is_byok":false,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"cost_details":{"upstream_inference_cost":0,"upstream_inference_prompt_cost":0,"upstream_inference_completions_cost":0},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0}}';
+const KEEP_ALIVE = ': OPENROUTER PROCESSING\n\n';
+const CAPTURE = [
+  KEEP_ALIVE,
+  `data: {${HEAD},${choice('', null)},"system_fingerprint":""}\n\n`,
+  `data: {${HEAD},${choice('Hello', null)},"system_fingerprint":""}\n\n`,
+  KEEP_ALIVE,
+  KEEP_ALIVE,
+  `data: {${HEAD},${choice('', 'stop')},"system_fingerprint":""}\n\n`,
+  `data: {${HEAD},${choice('', null)},${USAGE}}\n\n`,
+  SSE_DONE,
+].join('');
+
+function observe(parts: Array<string | Uint8Array>, end = true): SseObservation {
+  const observer = createSseObserver();
+  for (const p of parts) observer.push(typeof p === 'string' ? Buffer.from(p) : p);
+  if (end) observer.end();
+  return { ...observer.state };
+}
+
+function rewrite(parts: Array<string | Uint8Array>, includeUsage: boolean): string {
+  const rewriter = createSseRewriter({ includeUsage });
+  const out: Uint8Array[] = [];
+  for (const p of parts) out.push(...rewriter.push(typeof p === 'string' ? Buffer.from(p) : p));
+  out.push(...rewriter.end());
+  return Buffer.concat(out).toString();
+}
+
+function splitAt(text: string, at: number): Buffer[] {
+  const bytes = Buffer.from(text);
+  return [bytes.subarray(0, at), bytes.subarray(at)];
+}
+
+function dataEvents(stream: string): unknown[] {
+  return stream
+    .split('\n\n')
+    .filter((e) => e.startsWith('data: ') && e !== 'data: [DONE]')
+    .map((e) => JSON.parse(e.slice(6)));
+}
+
+const chunk = (body: string) => `data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m",${body}}\n\n`;
+
+describe('createSseObserver', () => {
+  it('reports usage, [DONE], keep-alives and delivered text of the real OpenRouter capture', () => {
+    const state = observe([CAPTURE]);
+    expect(state.usage).toMatchObject({ promptTokens: 15, completionTokens: 10, totalTokens: 25, cost: 0, costText: '0' });
+    expect(state.done).toBe(true);
+    expect(state.error).toBeNull();
+    expect(state.comments).toBe(3);
+    expect(state.events).toBe(4);
+    expect(state.deltas).toBe(1);
+    expect(state.deliveredChars).toBe(5);
+    expect(state.model).toBe('liquid/lfm-2.5-1.2b-instruct:free');
+    expect(state.id).toBe('gen-1769532074');
+    expect(state.truncated).toBe(false);
+  });
+
+  it('gives the same observation whichever byte the stream is split at', () => {
+    const whole = observe([CAPTURE]);
+    const bytes = Buffer.byteLength(CAPTURE);
+    for (let at = 0; at <= bytes; at++) expect(observe(splitAt(CAPTURE, at))).toEqual(whole);
+  });
+
+  it('survives a stream delivered one byte at a time', () => {
+    const bytes = Buffer.from(CAPTURE);
+    const parts = Array.from({ length: bytes.length }, (_, i) => bytes.subarray(i, i + 1));
+    expect(observe(parts)).toEqual(observe([CAPTURE]));
+  });
+
+  it('takes usage from a chunk with empty choices (the documented shape)', () => {
+    const state = observe([chunk('"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7,"cost":0.0000123}'), SSE_DONE]);
+    expect(state.usage).toMatchObject({ promptTokens: 3, completionTokens: 4, totalTokens: 7, cost: 0.0000123, costText: '0.0000123' });
+  });
+
+  it('keeps the exact literal of cost, exponent included, and ignores nested cost fields', () => {
+    const usage = '"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2,"cost_details":{"cost":5},"cost":1.5e-7}';
+    const state = observe([chunk(`"choices":[],${usage}`)]);
+    expect(state.usage?.costText).toBe('1.5e-7');
+    expect(state.usage?.cost).toBe(1.5e-7);
+  });
+
+  it('ignores "usage":null on ordinary OpenAI chunks and keeps the last real usage', () => {
+    const state = observe([
+      chunk('"choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}],"usage":null'),
+      chunk('"choices":[],"usage":{"prompt_tokens":2,"completion_tokens":1,"total_tokens":3}'),
+      chunk('"choices":[],"usage":null'),
+    ]);
+    expect(state.usage).toMatchObject({ promptTokens: 2, completionTokens: 1, totalTokens: 3 });
+    expect(state.usage?.cost).toBeUndefined();
+  });
+
+  it('handles CRLF line endings', () => {
+    const crlf = CAPTURE.replaceAll('\n', '\r\n');
+    const whole = observe([CAPTURE]);
+    expect(observe([crlf])).toEqual(whole);
+    const bytes = Buffer.byteLength(crlf);
+    for (let at = 0; at <= bytes; at += 7) expect(observe(splitAt(crlf, at))).toEqual(whole);
+  });
+
+  it('treats EOF without [DONE] as the end and says the stream was not completed', () => {
+    const cut = CAPTURE.slice(0, CAPTURE.indexOf('data: [DONE]'));
+    const state = observe([cut]);
+    expect(state.done).toBe(false);
+    expect(state.usage?.totalTokens).toBe(25);
+    expect(state.truncated).toBe(false);
+  });
+
+  it('examines an unterminated last event at EOF and flags the stream as truncated', () => {
+    const state = observe([chunk('"choices":[{"index":0,"delta":{"content":"abc"}}]'), 'data: {"choices":[{"delta":{"content":"de']);
+    expect(state.deliveredChars).toBe(3);
+    expect(state.truncated).toBe(true);
+  });
+
+  it('reports a mid-stream error chunk with a numeric code', () => {
+    const err =
+      'data: {"id":"gen-abc123","object":"chat.completion.chunk","created":1234567890,"model":"openai/gpt-4o","provider":"OpenAI","error":{"code":429,"message":"Rate limit exceeded","metadata":{"error_type":"rate_limit_exceeded","provider_code":"rate_limited"}},"choices":[{"index":0,"delta":{"content":""},"finish_reason":"error","native_finish_reason":"x"}]}\n\n';
+    const state = observe([chunk('"choices":[{"index":0,"delta":{"content":"partial"}}]'), err]);
+    expect(state.error).toEqual({
+      message: 'Rate limit exceeded',
+      code: 429,
+      type: 'rate_limit_exceeded',
+      metadata: { error_type: 'rate_limit_exceeded', provider_code: 'rate_limited' },
+    });
+    expect(state.done).toBe(false);
+    expect(state.deliveredChars).toBe(7);
+  });
+
+  it('reports a mid-stream error chunk with a string code and empty choices', () => {
+    const state = observe([chunk('"error":{"code":"server_error","message":"Provider disconnected"},"choices":[]')]);
+    expect(state.error).toEqual({ message: 'Provider disconnected', code: 'server_error', type: null });
+  });
+
+  it('does not mistake the word error in content, or finish_reason "error" alone, for an error chunk', () => {
+    const state = observe([chunk('"choices":[{"index":0,"delta":{"content":"an \\"error\\" here"},"finish_reason":"error"}]')]);
+    expect(state.error).toBeNull();
+    expect(state.deliveredChars).toBe('an "error" here'.length);
+  });
+
+  it('reports an `event: error` SSE event', () => {
+    const state = observe(['event: error\ndata: {"message":"boom","type":"server_error","code":null}\n\n']);
+    expect(state.error).toMatchObject({ message: 'boom', type: 'server_error', code: null });
+  });
+
+  it('counts multi-byte UTF-8 text split inside a character', () => {
+    const text = 'héllo 世界 🎉';
+    const stream = chunk(`"choices":[{"index":0,"delta":{"content":"${text}"}}]`);
+    const whole = observe([stream]);
+    expect(whole.deliveredChars).toBe(text.length);
+    expect(whole.deliveredBytes).toBe(Buffer.byteLength(text));
+    const start = Buffer.from(stream).indexOf(Buffer.from('世'));
+    for (let at = start; at < start + 12; at++) expect(observe(splitAt(stream, at))).toEqual(whole);
+  });
+
+  it('counts escaped text, reasoning and tool-call arguments as delivered', () => {
+    const state = observe([
+      chunk('"choices":[{"index":0,"delta":{"content":"a\\nb\\u00e9"}}]'),
+      chunk('"choices":[{"index":0,"delta":{"reasoning":"think"}}]'),
+      chunk('"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\\"q\\":1}"}}]}}]'),
+      chunk('"choices":[{"index":0,"delta":{"content":null}}]'),
+    ]);
+    expect(state.deliveredChars).toBe(4 + 5 + 7);
+    expect(state.deliveredBytes).toBe(5 + 5 + 7);
+    expect(state.deltas).toBe(3);
+  });
+
+  it('reports event boundaries so the proxy can cut the stream between events', () => {
+    const observer = createSseObserver();
+    const first = chunk('"choices":[]');
+    const r1 = observer.push(Buffer.from(first + 'data: {"par'));
+    expect(r1).toEqual({ events: 1, boundary: Buffer.byteLength(first) });
+    expect(observer.state.atBoundary).toBe(false);
+    const r2 = observer.push(Buffer.from('tial":1}\n'));
+    expect(r2).toEqual({ events: 0, boundary: -1 });
+    const r3 = observer.push(Buffer.from(`\n${KEEP_ALIVE}`));
+    expect(r3).toEqual({ events: 2, boundary: 1 + KEEP_ALIVE.length });
+    expect(observer.state.atBoundary).toBe(true);
+  });
+});
+
+describe('createSseRewriter', () => {
+  it('drops the usage-only chunk and usage fields for a client that did not ask for usage', () => {
+    const out = rewrite([CAPTURE], false);
+    expect(out).not.toContain('"usage"');
+    const events = dataEvents(out);
+    expect(events).toHaveLength(3);
+    expect(out.endsWith(SSE_DONE)).toBe(true);
+    expect(out.match(/OPENROUTER PROCESSING/g)).toHaveLength(3);
+  });
+
+  it('gives a client that asked for usage one OpenAI-shaped usage chunk with choices: []', () => {
+    const out = rewrite([CAPTURE], true);
+    const events = dataEvents(out) as Array<{ choices: unknown[]; usage?: { total_tokens: number; cost: number } }>;
+    expect(events).toHaveLength(4);
+    const last = events.at(-1);
+    expect(last?.choices).toEqual([]);
+    expect(last?.usage).toMatchObject({ total_tokens: 25, cost: 0 });
+    expect(events.slice(0, -1).every((e) => e.usage === undefined)).toBe(true);
+    expect(out.endsWith(SSE_DONE)).toBe(true);
+  });
+
+  it('splits a usage chunk whose choices carry content into a content chunk and a usage chunk', () => {
+    const input = chunk('"choices":[{"index":0,"delta":{"content":"end"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}');
+    const withUsage = dataEvents(rewrite([input], true)) as Array<Record<string, unknown>>;
+    expect(withUsage).toHaveLength(2);
+    expect(withUsage[0]).not.toHaveProperty('usage');
+    expect(withUsage[0]?.choices).toHaveLength(1);
+    expect(withUsage[1]).toMatchObject({ id: 'c1', choices: [], usage: { total_tokens: 2 } });
+    const without = dataEvents(rewrite([input], false)) as Array<Record<string, unknown>>;
+    expect(without).toHaveLength(1);
+    expect(without[0]).not.toHaveProperty('usage');
+    expect(without[0]?.choices).toHaveLength(1);
+  });
+
+  it('forwards an already OpenAI-shaped usage chunk untouched when usage was asked for', () => {
+    const input = chunk('"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}') + SSE_DONE;
+    expect(rewrite([input], true)).toBe(input);
+  });
+
+  it('returns the very input bytes (zero-copy views) for events it does not change', () => {
+    const rewriter = createSseRewriter({ includeUsage: false });
+    const input = Buffer.from(KEEP_ALIVE + chunk('"choices":[{"index":0,"delta":{"content":"x"}}],"usage":null'));
+    const out = rewriter.push(input);
+    expect(out).toHaveLength(1);
+    expect(out[0]?.buffer).toBe(input.buffer);
+    expect(Buffer.from(out[0] ?? []).equals(input)).toBe(true);
+  });
+
+  it('gives the same output whichever byte the stream is split at, CRLF included', () => {
+    for (const includeUsage of [false, true]) {
+      const crlf = CAPTURE.replaceAll('\n', '\r\n');
+      const expected = rewrite([crlf], includeUsage);
+      for (let at = 0; at <= Buffer.byteLength(crlf); at++) expect(rewrite(splitAt(crlf, at), includeUsage)).toBe(expected);
+    }
+  });
+
+  it('rewrites an unterminated usage chunk at EOF and passes other trailing bytes through', () => {
+    const usageOnly = 'data: {"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}';
+    expect(rewrite([chunk('"choices":[]'), usageOnly], false)).toBe(chunk('"choices":[]'));
+    expect(rewrite(['data: {"choices":[{"delta":{"content":"x'], false)).toBe('data: {"choices":[{"delta":{"content":"x');
+  });
+
+  it('passes non-JSON data through untouched', () => {
+    const input = 'data: "usage": not json\n\n';
+    expect(rewrite([input], false)).toBe(input);
+  });
+});
+
+describe('formatSseError', () => {
+  it('produces an OpenAI error event the SDK recognises', () => {
+    const event = formatSseError({ message: 'Quota exhausted', type: 'rate_limit_error', code: 'quota_exceeded' });
+    expect(event).toBe('data: {"error":{"message":"Quota exhausted","type":"rate_limit_error","param":null,"code":"quota_exceeded"}}\n\n');
+    expect(observe([event]).error).toMatchObject({ message: 'Quota exhausted', code: 'quota_exceeded', type: 'rate_limit_error' });
+    expect(SSE_DONE).toBe('data: [DONE]\n\n');
+  });
+});
