@@ -2,6 +2,7 @@
 // store and services opened lazily (so `--help` never touches a database).
 import type { Command } from 'commander';
 import { dataDir, defaultDbUrl, type GatewayEnv, masterKeyFile, readEnv } from '../shared/config.js';
+import type { BundledAssets } from '../shared/db/bundled-assets.js';
 import { openStore, type Store } from '../shared/db/store.js';
 import { loadMasterKey } from '../shared/master-key.js';
 import type { ServiceContext } from '../shared/services/context.js';
@@ -24,8 +25,12 @@ export class App {
   /** Who the audit log names. Sign-in (Keycloak) replaces the OS user. */
   actor: string;
 
-  constructor(io: CliIO) {
+  /** Set when running as a standalone executable (src/cli/sea-entry.ts). */
+  private readonly bundled: BundledAssets | undefined;
+
+  constructor(io: CliIO, bundled?: BundledAssets) {
     this.io = io;
+    this.bundled = bundled;
     this.env = readEnv(io.env);
     this.actor = `os:${this.env.osUser}`;
   }
@@ -61,7 +66,7 @@ export class App {
   }
 
   async openStore(cmd: Command, create = false): Promise<Store> {
-    if (!this.store) this.store = await openStore(this.dbUrl(cmd), { create, poolSize: 4 });
+    if (!this.store) this.store = await openStore(this.dbUrl(cmd), { create, poolSize: 4, bundled: this.bundled });
     return this.store;
   }
 

@@ -5,6 +5,7 @@ import { App } from './app.js';
 import { CommandFailed } from './action.js';
 import { registerCommands } from './commands/index.js';
 import { type CliIO, processIO } from './io.js';
+import type { BundledAssets } from '../shared/db/bundled-assets.js';
 import { VERSION_STRING } from '../shared/version.js';
 
 export function buildProgram(app: App): Command {
@@ -31,8 +32,13 @@ export function buildProgram(app: App): Command {
   return program;
 }
 
-export async function run(argv: string[], io: CliIO = processIO()): Promise<number> {
-  const app = new App(io);
+export interface RunOptions {
+  /** What a standalone executable carries (src/cli/sea-entry.ts); absent when run from a checkout. */
+  bundled?: BundledAssets;
+}
+
+export async function run(argv: string[], io: CliIO = processIO(), opts: RunOptions = {}): Promise<number> {
+  const app = new App(io, opts.bundled);
   const program = buildProgram(app);
   try {
     await program.parseAsync(argv, { from: 'user' });

@@ -3,13 +3,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sql } from 'drizzle-orm';
-import { migrate as migrateSqlite } from 'drizzle-orm/better-sqlite3/migrator';
-import type { BetterSQLite3Database } from 'drizzle-orm/better-sqlite3';
-import type { MigrationMeta } from 'drizzle-orm/migrator';
+import type { MigrationConfig, MigrationMeta } from 'drizzle-orm/migrator';
 import { readMigrationFiles } from 'drizzle-orm/migrator';
-import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator';
-import type { NodePgDatabase } from 'drizzle-orm/node-postgres';
 import { GatewayError } from '../errors.js';
+import type { MigrationSet } from './bundled-assets.js';
 import type { Store } from './store.js';
 
 /** migrations/ at the package root, whether running from src/ (tests) or dist/ (built). */
@@ -26,14 +23,30 @@ export function migrationsRoot(): string {
 export const migrationsFolder = (store: Store) =>
   resolve(migrationsRoot(), store.dialect === 'sqlite' ? 'sqlite' : 'postgres');
 
+/** The folder's migrations as data: what an executable embeds, and what migrate() applies. */
+export function readMigrationSet(folder: string): MigrationSet {
+  return { tags: journalTags(folder), files: readMigrationFiles({ migrationsFolder: folder }) };
+}
+
+/** The store's migrations: embedded in the executable that opened it, else from migrations/. */
+export function migrationSet(store: Store): MigrationSet {
+  return store.bundled?.migrations(store.dialect) ?? readMigrationSet(migrationsFolder(store));
+}
+
+/**
+ * The step drizzle's migrate(db, {migrationsFolder}) runs after reading the folder
+ * (drizzle-orm/<driver>/migrator.js), taken directly so migrations can come as data.
+ */
+interface DrizzleMigrationTarget {
+  dialect: { migrate(files: MigrationMeta[], session: unknown, config: MigrationConfig): unknown };
+  session: unknown;
+}
+
 export async function migrate(store: Store): Promise<MigrationStatus> {
-  const folder = migrationsFolder(store);
   try {
-    if (store.dialect === 'sqlite') {
-      migrateSqlite(store.db as unknown as BetterSQLite3Database, { migrationsFolder: folder });
-    } else {
-      await migratePg(store.db as unknown as NodePgDatabase, { migrationsFolder: folder });
-    }
+    const { files } = migrationSet(store);
+    const target = store.db as unknown as DrizzleMigrationTarget;
+    await target.dialect.migrate(files, target.session, { migrationsFolder: '' });
   } catch (cause) {
     if (cause instanceof GatewayError) throw cause;
     throw new GatewayError('store_unavailable', `migrating the store at ${store.display} failed`, { cause });
@@ -47,9 +60,7 @@ export interface MigrationStatus {
 }
 
 export async function migrationStatus(store: Store): Promise<MigrationStatus> {
-  const folder = migrationsFolder(store);
-  const files: MigrationMeta[] = readMigrationFiles({ migrationsFolder: folder });
-  const tags = journalTags(folder);
+  const { tags, files } = migrationSet(store);
   const applied = await appliedHashes(store);
   const out: MigrationStatus = { applied: [], pending: [] };
   files.forEach((m, i) => {

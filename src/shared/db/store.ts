@@ -8,6 +8,7 @@ import { drizzle as drizzlePg, type NodePgQueryResultHKT } from 'drizzle-orm/nod
 import type { PgDatabase } from 'drizzle-orm/pg-core';
 import pg from 'pg';
 import { GatewayError } from '../errors.js';
+import type { BundledAssets } from './bundled-assets.js';
 import { pgSchema, pgTables, sqliteSchema, sqliteTables, type Tables } from './schema.js';
 
 export type Db = PgDatabase<NodePgQueryResultHKT, Tables>;
@@ -27,6 +28,8 @@ export interface Store {
   readonly sqlite?: Database.Database;
   /** The pg pool, for LISTEN/NOTIFY. */
   readonly pool?: pg.Pool;
+  /** What the executable carries, when the store was opened by one (migrate.ts reads its migrations). */
+  readonly bundled?: BundledAssets;
 }
 
 export interface StoreLocation {
@@ -54,6 +57,8 @@ export interface OpenOptions {
   create?: boolean;
   /** Postgres pool size. */
   poolSize?: number;
+  /** Set by a standalone executable: the SQLite addon and migrations it carries. */
+  bundled?: BundledAssets;
 }
 
 export async function openStore(url: string, opts: OpenOptions = {}): Promise<Store> {
@@ -71,7 +76,10 @@ function openSqlite(file: string, opts: OpenOptions): Store {
   }
   let handle: Database.Database;
   try {
-    handle = new Database(file);
+    // @types/better-sqlite3 knows only the path form of nativeBinding; the library also takes the
+    // loaded addon, which is how an executable hands over the one it unpacked.
+    const options = opts.bundled ? { nativeBinding: opts.bundled.sqliteAddon() } : {};
+    handle = new Database(file, options as unknown as Database.Options);
     handle.pragma('journal_mode = WAL');
     handle.pragma('foreign_keys = ON');
     handle.pragma('busy_timeout = 5000');
@@ -88,6 +96,7 @@ function openSqlite(file: string, opts: OpenOptions): Store {
     t: sqliteTables,
     display: file,
     sqlite: handle,
+    bundled: opts.bundled,
     // better-sqlite3 cannot run an async callback inside its own transaction helper, so the
     // transaction is opened by hand and a mutex keeps other callers out until it ends.
     transaction: (fn) =>
@@ -132,6 +141,7 @@ function openPostgres(connectionString: string, opts: OpenOptions): Store {
     t: pgTables,
     display,
     pool,
+    bundled: opts.bundled,
     transaction: (fn) => db.transaction((tx) => fn(tx)),
     ping: async () => {
       try {
