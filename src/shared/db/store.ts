@@ -74,11 +74,11 @@ function openSqlite(file: string, opts: OpenOptions): Store {
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
     closeSync(openSync(file, 'a', 0o600));
   }
+  // @types/better-sqlite3 knows only the path form of nativeBinding; the library also takes the
+  // loaded addon, which is how an executable hands over the one it unpacked (its errors say why).
+  const options = opts.bundled ? { nativeBinding: opts.bundled.sqliteAddon() } : {};
   let handle: Database.Database;
   try {
-    // @types/better-sqlite3 knows only the path form of nativeBinding; the library also takes the
-    // loaded addon, which is how an executable hands over the one it unpacked.
-    const options = opts.bundled ? { nativeBinding: opts.bundled.sqliteAddon() } : {};
     handle = new Database(file, options as unknown as Database.Options);
     handle.pragma('journal_mode = WAL');
     handle.pragma('foreign_keys = ON');
