@@ -1,7 +1,9 @@
 // Each namespace registers its own verbs; this file only lists the namespaces.
 import type { Command } from 'commander';
 import type { App } from '../app.js';
+import { registerChat } from './chat/index.js';
 import { registerDb } from './db/index.js';
+import { registerDemo } from './demo/index.js';
 import { registerInit } from './init.js';
 import { registerKeys } from './keys/index.js';
 import { registerOrgs } from './orgs/index.js';
@@ -11,4 +13,6 @@ export function registerCommands(program: Command, app: App): void {
   registerDb(program, app);
   registerOrgs(program, app);
   registerKeys(program, app);
+  registerDemo(program, app);
+  registerChat(program, app);
 }
