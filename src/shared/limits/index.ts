@@ -1,0 +1,6 @@
+// The one limit engine: reserve the worst case on every counter, settle with the real usage.
+export { denialCode } from './accounting.js';
+export { MemoryLimitBackend, type MemoryLimitOptions } from './memory-backend.js';
+export { descendantsOf, storeSeeder } from './store-seeder.js';
+export type * from './types.js';
+export { calendarEnd, calendarStart, effectiveSince, isRolling, utcDay } from './windows.js';

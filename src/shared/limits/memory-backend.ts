@@ -1,0 +1,222 @@
+// Counters in process memory, for a single proxy instance (and as the local fallback when Redis
+// is unreachable). Check-and-add runs synchronously, with no await in between, so concurrent
+// reserve() calls on one event loop are atomic: the admitted total never passes a limit.
+import { GatewayError } from '../errors.js';
+import { amountFor, bucketOf, calendarResetAt, counterState, denial, exceeds, minBucket, rollingEmptyAt } from './accounting.js';
+import type { Admission, Amounts, CounterRef, CounterSeeder, CounterState, LimitBackend, Reservation, ReserveOptions } from './types.js';
+import { BUCKET_MS, effectiveSince, isRolling, rollingFreeAt } from './windows.js';
+
+interface Fixed {
+  kind: 'fixed';
+  ref: CounterRef;
+  /** Start of the window these counts belong to (calendar start or reset). */
+  since: number;
+  used: number;
+}
+
+interface Rolling {
+  kind: 'rolling';
+  /** bucket index → amount; a Map keeps insertion (= time) order. */
+  buckets: Map<number, number>;
+  /** A reset made through reset(): buckets before it no longer count. */
+  since: number;
+}
+
+type State = Fixed | Rolling;
+
+interface Entry {
+  counterId: string;
+  /** The bucket (rolling) or window start (fixed) the reservation was added to. */
+  slot: number;
+}
+
+export interface MemoryLimitOptions {
+  /** Seeds a counter the first time this process sees it (restart safety); rolling windows start empty. */
+  seeder?: CounterSeeder;
+  /** Open reservations older than this are forgotten (their amounts stay counted). Default 1 h. */
+  reservationTtlMs?: number;
+}
+
+export class MemoryLimitBackend implements LimitBackend {
+  private readonly states = new Map<string, State>();
+  private readonly open = new Map<string, { at: number; entries: Entry[] }>();
+  private readonly ttl: number;
+  private sweepAt = 0;
+
+  constructor(private readonly opts: MemoryLimitOptions = {}) {
+    this.ttl = opts.reservationTtlMs ?? 3_600_000;
+  }
+
+  async reserve(requestId: string, counters: readonly CounterRef[], amounts: Amounts, now: number, opts?: ReserveOptions): Promise<Admission> {
+    await this.seed(counters, now, opts?.failureMode ?? 'closed');
+    // From here to the return nothing awaits: this is the atomic section.
+    const used = counters.map((c) => this.usedOf(c, now));
+    for (let i = 0; i < counters.length; i++) {
+      const c = counters[i]!;
+      if (exceeds(used[i]!, amountFor(c, amounts), c.max)) return denial(c, used[i]!, this.freeAt(c, amounts, now), now);
+    }
+    const entries = counters.map((c) => this.add(c, amountFor(c, amounts), now));
+    let id = requestId;
+    for (let n = 2; this.open.has(id); n++) id = `${requestId}#${n}`;
+    this.open.set(id, { at: now, entries });
+    this.sweep(now);
+    return {
+      ok: true,
+      id,
+      counters,
+      reserved: { ...amounts },
+      reservedAt: now,
+      states: counters.map((c) => this.stateOf(c, now)),
+    };
+  }
+
+  async settle(reservation: Reservation, actual: Amounts, now: number): Promise<readonly CounterState[]> {
+    const open = this.open.get(reservation.id);
+    if (open) {
+      this.open.delete(reservation.id);
+      reservation.counters.forEach((c, i) => {
+        const delta = amountFor(c, actual) - amountFor(c, reservation.reserved);
+        this.adjust(c, open.entries[i]!.slot, delta);
+      });
+    }
+    return reservation.counters.map((c) => this.stateOf(c, now));
+  }
+
+  async peek(counters: readonly CounterRef[], now: number): Promise<readonly CounterState[]> {
+    await this.seed(counters, now, 'open');
+    return counters.map((c) => this.stateOf(c, now));
+  }
+
+  async reset(counterId: string, now: number): Promise<void> {
+    const s = this.states.get(counterId);
+    if (!s) return;
+    if (s.kind === 'rolling') {
+      s.buckets.clear();
+      s.since = now;
+    } else {
+      s.since = Math.max(s.since, now);
+      s.used = 0;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.states.clear();
+    this.open.clear();
+  }
+
+  /**
+   * Hands over and forgets what the calendar, total and credit counters hold, so a fallback
+   * period can be added to the shared counters when Redis returns. Rolling windows are dropped.
+   */
+  drain(): { counter: CounterRef; since: number; used: number }[] {
+    const out: { counter: CounterRef; since: number; used: number }[] = [];
+    for (const s of this.states.values()) if (s.kind === 'fixed' && s.used > 0) out.push({ counter: s.ref, since: s.since, used: s.used });
+    this.states.clear();
+    return out;
+  }
+
+  private async seed(counters: readonly CounterRef[], now: number, failureMode: 'closed' | 'open'): Promise<void> {
+    const { seeder } = this.opts;
+    const missing = counters.filter((c) => !this.states.has(c.id));
+    if (!missing.length) return;
+    const seeds = await Promise.all(
+      missing.map(async (c) => {
+        if (!seeder || isRolling(c.window)) return 0;
+        try {
+          return await seeder(c, now);
+        } catch (cause) {
+          // Open orgs are served from zero rather than refused; closed ones get 503.
+          if (failureMode === 'open') return 0;
+          throw new GatewayError('unavailable', 'usage counters cannot be loaded: the store is unreachable', { cause });
+        }
+      }),
+    );
+    // Another reserve() may have created the state while we awaited: first one wins (SET NX).
+    missing.forEach((c, i) => {
+      if (this.states.has(c.id)) return;
+      this.states.set(
+        c.id,
+        isRolling(c.window)
+          ? { kind: 'rolling', buckets: new Map(), since: 0 }
+          : { kind: 'fixed', ref: c, since: effectiveSince(c.window, c.since, now), used: seeds[i]! },
+      );
+    });
+  }
+
+  private state(c: CounterRef, now: number): State {
+    let s = this.states.get(c.id);
+    if (!s) {
+      s = isRolling(c.window)
+        ? { kind: 'rolling', buckets: new Map(), since: 0 }
+        : { kind: 'fixed', ref: c, since: effectiveSince(c.window, c.since, now), used: 0 };
+      this.states.set(c.id, s);
+    }
+    if (s.kind === 'fixed') {
+      const since = effectiveSince(c.window, c.since, now);
+      // A new day or month, or a quota reset: the window starts afresh.
+      if (since > s.since) {
+        s.since = since;
+        s.used = 0;
+      }
+      s.ref = c;
+    } else {
+      const min = Math.max(minBucket(c, now), Math.ceil(s.since / BUCKET_MS[c.window]!));
+      for (const idx of s.buckets.keys()) if (idx < min) s.buckets.delete(idx);
+    }
+    return s;
+  }
+
+  private usedOf(c: CounterRef, now: number): number {
+    const s = this.state(c, now);
+    if (s.kind === 'fixed') return s.used;
+    const min = minBucket(c, now);
+    let sum = 0;
+    for (const [idx, a] of s.buckets) if (idx >= min) sum += a;
+    return sum;
+  }
+
+  private add(c: CounterRef, amount: number, now: number): Entry {
+    const s = this.state(c, now);
+    if (s.kind === 'fixed') {
+      s.used += amount;
+      return { counterId: c.id, slot: s.since };
+    }
+    const idx = bucketOf(c, now);
+    s.buckets.set(idx, (s.buckets.get(idx) ?? 0) + amount);
+    return { counterId: c.id, slot: idx };
+  }
+
+  /** Applies a settlement delta to the window the reservation went into, if that window still exists. */
+  private adjust(c: CounterRef, slot: number, delta: number): void {
+    const s = this.states.get(c.id);
+    if (!s || delta === 0) return;
+    if (s.kind === 'fixed') {
+      if (s.since === slot) s.used = Math.max(0, s.used + delta);
+      return;
+    }
+    const cur = s.buckets.get(slot);
+    if (cur !== undefined) s.buckets.set(slot, Math.max(0, cur + delta));
+  }
+
+  private stateOf(c: CounterRef, now: number): CounterState {
+    const used = this.usedOf(c, now);
+    const s = this.states.get(c.id)!;
+    if (s.kind === 'fixed') return counterState(c, used, calendarResetAt(c, now));
+    const newest = [...s.buckets.keys()].pop() ?? null;
+    return counterState(c, used, rollingEmptyAt(c, newest));
+  }
+
+  private freeAt(c: CounterRef, amounts: Amounts, now: number): number | null {
+    const s = this.states.get(c.id)!;
+    if (s.kind === 'fixed') return calendarResetAt(c, now);
+    const min = minBucket(c, now);
+    const buckets = [...s.buckets].filter(([idx]) => idx >= min).sort((a, b) => a[0] - b[0]);
+    return rollingFreeAt(buckets, 0, amountFor(c, amounts), c.max, c.window);
+  }
+
+  private sweep(now: number): void {
+    if (now < this.sweepAt) return;
+    this.sweepAt = now + 60_000;
+    for (const [id, r] of this.open) if (now - r.at > this.ttl) this.open.delete(id);
+  }
+}

@@ -1,0 +1,80 @@
+// Which counters a request touches: every limit of the key, of each ancestor key, of the key's
+// user and of the org, plus a credit counter per scope that holds a ledger (DESIGN.md §4).
+import type { CounterRef } from '../limits/types.js';
+import { calendarStart, isRolling } from '../limits/windows.js';
+import { modelMatches } from '../model-patterns.js';
+import type { ScopeType, Window } from '../services/limits.js';
+import type { AuthOk } from './auth.js';
+import type { Snapshot } from './types.js';
+
+export interface Scoped {
+  type: ScopeType;
+  id: string;
+}
+
+/** The scopes a request is accounted to, most specific first: key, ancestors, user, org. */
+export function scopesOf(auth: AuthOk): Scoped[] {
+  const out: Scoped[] = [{ type: 'key', id: auth.key.id }, ...auth.chainKeys.map((k) => ({ type: 'key' as const, id: k.id }))];
+  if (auth.key.userId) out.push({ type: 'user', id: auth.key.userId });
+  out.push({ type: 'org', id: auth.org.id });
+  return out;
+}
+
+/** The latest quota reset of a scope's window ('all' resets every window). */
+function resetAt(snapshot: Snapshot, scope: Scoped, window: Window): number {
+  const prefix = `${scope.type}:${scope.id}:`;
+  return Math.max(snapshot.resets.get(prefix + window) ?? 0, snapshot.resets.get(`${prefix}all`) ?? 0);
+}
+
+/** The `since` of a counter at `now`: calendar start or quota reset, whichever is later. */
+export function sinceFor(snapshot: Snapshot, scope: Scoped, window: Window, now: number): number {
+  const reset = resetAt(snapshot, scope, window);
+  // A reset older than a rolling window no longer matters; dropping it keeps since at 0.
+  if (isRolling(window) && reset <= now - 3_600_000) return calendarStart(window, now);
+  return Math.max(calendarStart(window, now), reset);
+}
+
+export const counterId = (scope: Scoped, model: string, metric: string, window: Window) =>
+  `${scope.type}:${scope.id}:${model}:${metric}:${window}`;
+
+export const creditCounterId = (scope: Scoped) => `credits:${scope.type}:${scope.id}`;
+
+export function countersFor(snapshot: Snapshot, auth: AuthOk, model: string, now: number): CounterRef[] {
+  const out: CounterRef[] = [];
+  const scopes = scopesOf(auth);
+  for (const scope of scopes) {
+    for (const l of snapshot.limits.get(`${scope.type}:${scope.id}`) ?? []) {
+      if (l.model !== '' && !modelMatches(l.model, model)) continue;
+      out.push({
+        id: counterId(scope, l.model, l.metric, l.window),
+        scopeType: scope.type,
+        scopeId: scope.id,
+        model: l.model,
+        metric: l.metric,
+        window: l.window,
+        max: l.max,
+        since: sinceFor(snapshot, scope, l.window, now),
+      });
+    }
+  }
+  for (const scope of scopes) {
+    const granted = snapshot.creditGranted.get(`${scope.type}:${scope.id}`);
+    if (granted === undefined) continue;
+    out.push({
+      id: creditCounterId(scope),
+      scopeType: scope.type,
+      scopeId: scope.id,
+      model: '',
+      metric: 'credits',
+      window: 'total',
+      max: granted,
+      since: 0,
+    });
+  }
+  return out;
+}
+
+/** The credit scopes (`type:id`) a request is charged to: feeds UsageRecord.creditScopes. */
+export function creditScopesOf(counters: readonly CounterRef[]): string[] {
+  return counters.filter((c) => c.metric === 'credits').map((c) => `${c.scopeType}:${c.scopeId}`);
+}

@@ -1,0 +1,188 @@
+// One suite every LimitBackend must pass (memory, Redis). A factory returns one or more
+// backends that share their counters (two Redis connections = two proxy instances).
+import { describe, expect, it } from 'vitest';
+import type { Admission, Amounts, CounterRef, LimitBackend, Reservation } from '../../src/shared/limits/types.js';
+import type { Metric, Window } from '../../src/shared/services/limits.js';
+
+export interface BackendSet {
+  backends: LimitBackend[];
+  close(): Promise<void>;
+}
+
+export type BackendFactory = (opts?: { seeder?: (c: CounterRef, now: number) => Promise<number> }) => Promise<BackendSet>;
+
+let seq = 0;
+export function counter(metric: Metric | 'credits', window: Window, max: number, extra: Partial<CounterRef> = {}): CounterRef {
+  const scopeId = `k${++seq}_${Math.random().toString(36).slice(2, 8)}`;
+  return {
+    id: metric === 'credits' ? `credits:key:${scopeId}` : `key:${scopeId}::${metric}:${window}`,
+    scopeType: 'key',
+    scopeId,
+    model: '',
+    metric,
+    window,
+    max,
+    since: 0,
+    ...extra,
+  };
+}
+
+export const amt = (tokens: number, requests = 1, cost = 0): Amounts => ({ requests, tokens, cost });
+
+export function reserved(a: Admission): Reservation {
+  if (!a.ok) throw new Error(`expected admission, got ${a.code} on ${a.counter.id}`);
+  return a;
+}
+
+const T0 = Date.UTC(2030, 5, 10, 12, 0, 0);
+
+export function limitBackendContract(name: string, factory: BackendFactory): void {
+  describe(`${name} limit backend contract`, () => {
+    it('never admits more than the limit when 200 concurrent reservations race for the last 1,000 tokens', async () => {
+      const set = await factory();
+      try {
+        const c = counter('tokens', 'day', 10_000);
+        const first = reserved(await set.backends[0]!.reserve('warm', [c], amt(9_000), T0));
+        await set.backends[0]!.settle(first, amt(9_000), T0);
+        const sizes = Array.from({ length: 200 }, (_, i) => 1 + ((i * 37) % 50));
+        const results = await Promise.all(
+          sizes.map((n, i) => set.backends[i % set.backends.length]!.reserve(`r${i}`, [c], amt(n), T0 + 1)),
+        );
+        const admitted = results.reduce((s, r, i) => s + (r.ok ? sizes[i]! : 0), 0);
+        const denied = results.filter((r) => !r.ok).length;
+        console.log(`[limits] ${name}: admitted ${admitted} of the last 1000 tokens, ${denied} of 200 refused`);
+        expect(admitted).toBeLessThanOrEqual(1_000);
+        expect(admitted).toBeGreaterThan(950);
+        const [state] = await set.backends[0]!.peek([c], T0 + 2);
+        expect(state!.used).toBe(9_000 + admitted);
+      } finally {
+        await set.close();
+      }
+    });
+
+    it('refuses with nothing reserved when any counter would pass its limit', async () => {
+      const set = await factory();
+      try {
+        const [b] = set.backends;
+        const roomy = counter('tokens', 'day', 1_000_000);
+        const tight = counter('requests', 'minute', 1);
+        reserved(await b!.reserve('a', [roomy, tight], amt(100), T0));
+        const d = await b!.reserve('b', [roomy, tight], amt(100), T0 + 1000);
+        expect(d).toMatchObject({ ok: false, code: 'rate_limit_exceeded', used: 1 });
+        expect(d.ok === false && d.counter.id).toBe(tight.id);
+        const [r] = await b!.peek([roomy], T0 + 1000);
+        expect(r!.used).toBe(100);
+      } finally {
+        await set.close();
+      }
+    });
+
+    it('names the code, counter, usage, reset time and Retry-After of a refusal', async () => {
+      const set = await factory();
+      try {
+        const [b] = set.backends;
+        const cases: [CounterRef, Amounts, string, number | null][] = [
+          [counter('requests', 'minute', 0), amt(1), 'rate_limit_exceeded', null],
+          [counter('tokens', 'minute', 10), amt(11), 'rate_limit_exceeded', null],
+          [counter('tokens', 'day', 10), amt(11), 'quota_exceeded', Date.UTC(2030, 5, 11)],
+          [counter('tokens', 'month', 10), amt(11), 'quota_exceeded', Date.UTC(2030, 6, 1)],
+          [counter('tokens', 'total', 10), amt(11), 'quota_exceeded', null],
+          [counter('requests', 'total', 0), amt(1), 'request_cap_exceeded', null],
+          [counter('cost', 'month', 100), amt(1, 1, 101), 'budget_exceeded', Date.UTC(2030, 6, 1)],
+          [counter('credits', 'total', 100), amt(1, 1, 101), 'insufficient_credits', null],
+        ];
+        for (const [c, a, code, resetsAt] of cases) {
+          const d = await b!.reserve(`d-${c.id}`, [c], a, T0);
+          expect(d, c.id).toMatchObject({ ok: false, code, resetsAt });
+          if (!d.ok && resetsAt !== null) expect(d.retryAfterSec).toBe(Math.ceil((resetsAt - T0) / 1000));
+        }
+        const rpm = counter('requests', 'minute', 2);
+        reserved(await b!.reserve('m1', [rpm], amt(1), T0));
+        reserved(await b!.reserve('m2', [rpm], amt(1), T0 + 20_000));
+        const d = await b!.reserve('m3', [rpm], amt(1), T0 + 30_000);
+        // The oldest request leaves the window 60 s (plus one 1 s bucket) after it came.
+        expect(d).toMatchObject({ ok: false, code: 'rate_limit_exceeded', used: 2, resetsAt: T0 + 61_000, retryAfterSec: 31 });
+      } finally {
+        await set.close();
+      }
+    });
+
+    it('rolls minute, hour, day and month windows over by the clock', async () => {
+      const set = await factory();
+      try {
+        const [b] = set.backends;
+        const rpm = counter('requests', 'minute', 1);
+        const tph = counter('tokens', 'hour', 100);
+        const day = counter('tokens', 'day', 100);
+        const month = counter('tokens', 'month', 100);
+        const late = Date.UTC(2030, 5, 30, 23, 59, 30);
+        reserved(await b!.reserve('w1', [rpm, tph, day, month], amt(100), late));
+        expect((await b!.reserve('w2', [rpm], amt(1), late + 59_000)).ok).toBe(false);
+        expect((await b!.reserve('w3', [rpm], amt(1), late + 61_000)).ok).toBe(true);
+        // Midnight (and a new month) passed: calendar windows are fresh, the rolling hour is not.
+        expect((await b!.reserve('w4', [day, month], amt(100), late + 61_000)).ok).toBe(true);
+        expect((await b!.reserve('w5', [tph], amt(1), late + 61_000)).ok).toBe(false);
+        expect((await b!.reserve('w6', [tph], amt(100), late + 3_611_000)).ok).toBe(true);
+      } finally {
+        await set.close();
+      }
+    });
+
+    it('replaces a reservation with the actual usage on settle, once', async () => {
+      const set = await factory();
+      try {
+        const [b] = set.backends;
+        const c = counter('tokens', 'day', 10_000);
+        const cost = counter('cost', 'total', 1_000_000);
+        const r = reserved(await b!.reserve('s1', [c, cost], amt(4_000, 1, 900), T0));
+        expect(r.states.map((s) => s.used)).toEqual([4_000, 900]);
+        const after = await b!.settle(r, amt(1_234, 1, 321), T0 + 5_000);
+        expect(after.map((s) => s.used)).toEqual([1_234, 321]);
+        expect(after[0]!.remaining).toBe(10_000 - 1_234);
+        await b!.settle(r, amt(1_234, 1, 321), T0 + 6_000);
+        const again = await b!.peek([c, cost], T0 + 7_000);
+        expect(again.map((s) => s.used)).toEqual([1_234, 321]);
+      } finally {
+        await set.close();
+      }
+    });
+
+    it('starts a window afresh after reset() and after a quota reset moves since', async () => {
+      const set = await factory();
+      try {
+        const [b] = set.backends;
+        const c = counter('tokens', 'day', 100);
+        reserved(await b!.reserve('x1', [c], amt(100), T0));
+        expect((await b!.reserve('x2', [c], amt(1), T0 + 1)).ok).toBe(false);
+        expect((await b!.reserve('x3', [{ ...c, since: T0 + 2 }], amt(60), T0 + 3)).ok).toBe(true);
+        await b!.reset(c.id, T0 + 4);
+        expect((await b!.reserve('x4', [{ ...c, since: T0 + 2 }], amt(100), T0 + 5)).ok).toBe(true);
+      } finally {
+        await set.close();
+      }
+    });
+
+    it('seeds a counter it has never seen from the seeder, once', async () => {
+      let calls = 0;
+      const set = await factory({
+        seeder: async (c) => {
+          calls++;
+          return c.metric === 'credits' ? 900 : 70;
+        },
+      });
+      try {
+        const [b] = set.backends;
+        const c = counter('tokens', 'month', 100);
+        const credits = counter('credits', 'total', 1_000);
+        const [s] = await b!.peek([c], T0);
+        expect(s!.used).toBe(70);
+        expect((await b!.reserve('z1', [c], amt(31), T0)).ok).toBe(false);
+        reserved(await b!.reserve('z2', [c], amt(30), T0));
+        expect(await b!.reserve('z3', [credits], amt(1, 1, 101), T0)).toMatchObject({ ok: false, code: 'insufficient_credits', used: 900 });
+        expect(calls).toBe(2);
+      } finally {
+        await set.close();
+      }
+    });
+  });
+}

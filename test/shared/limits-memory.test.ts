@@ -1,0 +1,107 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Store } from '../../src/shared/db/store.js';
+import { MemoryLimitBackend } from '../../src/shared/limits/memory-backend.js';
+import { storeSeeder } from '../../src/shared/limits/store-seeder.js';
+import { addCredits } from '../../src/shared/services/credits.js';
+import { applyLimits } from '../../src/shared/services/limits.js';
+import { authenticate, countersFor, loadSnapshot } from '../../src/shared/snapshot/index.js';
+import { DIALECTS } from '../helpers/stores.js';
+import { amt, limitBackendContract, reserved } from './limits-contract.js';
+import { MASTER_KEY, world } from './snapshot-fixtures.js';
+
+limitBackendContract('memory', async (opts) => {
+  const b = new MemoryLimitBackend({ seeder: opts?.seeder });
+  return { backends: [b], close: () => b.close() };
+});
+
+const stores: Store[] = [];
+afterEach(async () => {
+  for (const s of stores.splice(0)) await s.close();
+});
+
+describe.each(DIALECTS)('memory limit backend seeded from a %s store', (dialect) => {
+  it('remembers after a restart what the store says was spent today, this month, ever, and in credits', async () => {
+    const w = await world(dialect);
+    stores.push(w.store);
+    const now = Date.now();
+    const today = new Date(now).toISOString().slice(0, 10);
+    const earlier = new Date(Date.UTC(2020, 0, 1)).toISOString().slice(0, 10);
+    await w.store.transaction(async (tx) => {
+      await applyLimits(tx, w.ctx, { type: 'key', id: w.parent.key.id }, [
+        { metric: 'tokens', window: 'day', max: 10_000 },
+        { metric: 'tokens', window: 'total', max: 100_000 },
+        { metric: 'requests', window: 'minute', max: 5 },
+      ]);
+      await applyLimits(tx, w.ctx, { type: 'org', id: w.orgId }, [{ metric: 'cost', window: 'month', max: 1_000_000, model: 'openai/*' }]);
+      await addCredits(tx, w.ctx, { type: 'user', id: w.userId }, 500_000, null);
+      await addCredits(tx, w.ctx, { type: 'user', id: w.userId }, -120_000, 'usage', 'charge');
+      const row = { orgId: w.orgId, userId: w.userId, errors: 0, promptTokens: 0, completionTokens: 0 };
+      await tx.insert(w.store.t.usageDaily).values([
+        // The child's usage counts against its parent's limits.
+        { ...row, day: today, keyId: w.child.key.id, model: 'openai/gpt-4o', requests: 3, totalTokens: 2_500, costMicros: 40_000 },
+        { ...row, day: today, keyId: w.parent.key.id, model: 'meta/llama', requests: 1, totalTokens: 500, costMicros: 1_000 },
+        { ...row, day: earlier, keyId: w.child.key.id, model: 'openai/gpt-4o', requests: 9, totalTokens: 7_000, costMicros: 90_000 },
+      ]);
+    });
+    const snap = await loadSnapshot(w.store, MASTER_KEY);
+    const auth = authenticate(snap, w.child.plaintext, now);
+    if (!auth.ok) throw new Error(auth.code);
+    const backend = new MemoryLimitBackend({ seeder: storeSeeder(w.store, () => snap) });
+    const counters = countersFor(snap, auth, 'openai/gpt-4o', now);
+    const states = await backend.peek(counters, now);
+    const used = Object.fromEntries(states.map((s) => [s.counter.id, s.used]));
+    expect(used).toEqual({
+      [`key:${w.parent.key.id}::tokens:day`]: 3_000,
+      [`key:${w.parent.key.id}::tokens:total`]: 10_000,
+      [`key:${w.parent.key.id}::requests:minute`]: 0,
+      [`org:${w.orgId}:openai/*:cost:month`]: 40_000,
+      [`credits:user:${w.userId}`]: 120_000,
+    });
+    expect(await backend.reserve('over', counters, amt(7_001), now)).toMatchObject({ ok: false, code: 'quota_exceeded' });
+    reserved(await backend.reserve('fits', counters, amt(7_000), now));
+  });
+
+  it('counts only raw events after a quota reset that split the day', async () => {
+    const w = await world(dialect);
+    stores.push(w.store);
+    const now = Date.now();
+    const resetAt = now - 1_000;
+    const event = (id: string, ts: number, tokens: number) => ({
+      requestId: id,
+      ts: new Date(ts),
+      orgId: w.orgId,
+      userId: null,
+      keyId: w.child.key.id,
+      model: 'm',
+      provider: 'mock',
+      promptTokens: 0,
+      completionTokens: tokens,
+      totalTokens: tokens,
+      costMicros: 0,
+      status: 200,
+      errorCode: null,
+      latencyMs: 1,
+      ttfbMs: null,
+      stream: false,
+      usageSource: 'upstream',
+      instance: 't',
+    });
+    await w.store.db.insert(w.store.t.usageEvents).values([event('before', resetAt - 1, 400), event('after', resetAt + 1, 25)]);
+    const seeder = storeSeeder(w.store);
+    const c = { id: 'x', scopeType: 'key' as const, scopeId: w.child.key.id, model: '', metric: 'tokens' as const, window: 'day' as const, max: 1000, since: resetAt };
+    expect(await seeder(c, now)).toBe(25);
+  });
+});
+
+describe('memory limit backend', () => {
+  it('keeps the reservation id unique when a request id is reused', async () => {
+    const b = new MemoryLimitBackend();
+    const c = { id: 'c', scopeType: 'key' as const, scopeId: 'k', model: '', metric: 'tokens' as const, window: 'total' as const, max: 100 };
+    const r1 = reserved(await b.reserve('same', [c], amt(10), 0));
+    const r2 = reserved(await b.reserve('same', [c], amt(10), 0));
+    expect(r1.id).not.toBe(r2.id);
+    await b.settle(r1, amt(0), 1);
+    await b.settle(r2, amt(5), 1);
+    expect((await b.peek([c], 2))[0]!.used).toBe(5);
+  });
+});
