@@ -28,6 +28,7 @@ export function action<A extends unknown[]>(app: App, body: Body<A>) {
     const args = raw.slice(0, -1) as A;
     const out = app.output(cmd);
     try {
+      await app.authorize(cmd, args);
       await body({ app, cmd, out, prompt: app.prompter(cmd) }, ...args);
     } catch (err) {
       out.error(err);

@@ -4,8 +4,15 @@ import type { Command } from 'commander';
 import { dataDir, defaultDbUrl, type GatewayEnv, masterKeyFile, readEnv } from '../shared/config.js';
 import type { BundledAssets } from '../shared/db/bundled-assets.js';
 import { openStore, type Store } from '../shared/db/store.js';
+import { usageError } from '../shared/errors.js';
+import { authorize } from '../shared/identity/access.js';
+import { localPrincipal, type Principal } from '../shared/identity/principal.js';
+import { SessionStore, sessionFile } from '../shared/identity/session-store.js';
+import { type KeycloakSettings, keycloakSettings } from '../shared/identity/settings.js';
+import { KeycloakSignIn } from '../shared/identity/sign-in.js';
 import { loadMasterKey } from '../shared/master-key.js';
 import type { ServiceContext } from '../shared/services/context.js';
+import { commandPath, requirementOf } from './access-policy.js';
 import type { CliIO } from './io.js';
 import { Output } from './output.js';
 import { Prompter } from './prompt.js';
@@ -22,6 +29,7 @@ export class App {
   readonly env: GatewayEnv;
   private store: Store | undefined;
   private masterKey: Buffer | undefined;
+  private principalOnce: Promise<Principal> | undefined;
   /** Who the audit log names. Sign-in (Keycloak) replaces the OS user. */
   actor: string;
 
@@ -81,6 +89,38 @@ export class App {
         return this.masterKey;
       },
     };
+  }
+
+  /** The realm when all four KEYCLOAK_* variables are set; undefined without them; exit 6 when only some are. */
+  keycloak(): KeycloakSettings | undefined {
+    return keycloakSettings(this.env.keycloak);
+  }
+
+  signIn(): KeycloakSignIn {
+    const settings = this.keycloak();
+    if (!settings) {
+      throw usageError('Keycloak is not configured: set KEYCLOAK_URL, KEYCLOAK_REALM, KEYCLOAK_CLIENT_ID and KEYCLOAK_CLIENT_SECRET (local users need no sign-in)');
+    }
+    return new KeycloakSignIn({ settings, sessions: new SessionStore(sessionFile(this.env.configHome)) });
+  }
+
+  /** Who runs the command: the signed-in Keycloak user (then also the audit actor), else the local operator. */
+  principal(): Promise<Principal> {
+    this.principalOnce ??= (async () => {
+      const p = this.keycloak() ? await this.signIn().current() : localPrincipal(this.env.osUser);
+      this.actor = p.actor;
+      return p;
+    })();
+    return this.principalOnce;
+  }
+
+  /** Checks the command's requirement (access-policy.ts) and fills in options that keep it in bounds. */
+  async authorize(cmd: Command, args: unknown[]): Promise<void> {
+    const opts = (args[args.length - 1] ?? {}) as Record<string, unknown>;
+    const req = requirementOf(cmd, args.slice(0, -1), opts);
+    if (req.level === 'public') return;
+    const decision = await authorize(await this.principal(), req, commandPath(cmd), () => this.services(cmd));
+    Object.assign(opts, decision.fill);
   }
 
   async close(): Promise<void> {
