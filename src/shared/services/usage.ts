@@ -94,6 +94,7 @@ export async function usageSummary(ctx: ServiceContext, q: SummaryQuery = {}): P
 }
 
 export interface EventPage {
+  keyId: string;
   events: UsageEvent[];
   /** Pass back as `cursor` for the next page; null on the last page. */
   nextCursor: string | null;
@@ -128,7 +129,7 @@ export async function keyUsageEvents(ctx: ServiceContext, keyRef: string, q: { s
   }
   const rows = await db.select().from(e).where(and(...where)).orderBy(desc(e.ts), desc(e.requestId)).limit(limit + 1);
   const events = rows.slice(0, limit);
-  return { events, nextCursor: rows.length > limit ? encodeCursor(events[events.length - 1]!) : null };
+  return { keyId: key.id, events, nextCursor: rows.length > limit ? encodeCursor(events[events.length - 1]!) : null };
 }
 
 /** All events matching a filter, oldest first, one page in memory at a time (keyset paging). */
@@ -163,9 +164,13 @@ export async function countEventsBefore(ctx: ServiceContext, before: Date): Prom
  * Deletes raw events older than `before`; the daily rollups stay, so summaries do not change.
  * Today's events are refused: rolling limits and reset quotas still read them.
  */
-export async function pruneUsage(ctx: ServiceContext, before: Date): Promise<{ deleted: number; before: Date }> {
+export function checkPruneBefore(ctx: ServiceContext, before: Date): void {
   const today = startOfUtcDay(ctx.now());
   if (before > today) throw usageError(`--before must be no later than the start of today (${today.toISOString()}): today's raw events feed rolling limits and quota resets`, 'before');
+}
+
+export async function pruneUsage(ctx: ServiceContext, before: Date): Promise<{ deleted: number; before: Date }> {
+  checkPruneBefore(ctx, before);
   return ctx.store.transaction(async (tx) => {
     const { t } = ctx.store;
     const [row] = await tx.select({ n: sql<number>`count(*)`.mapWith(Number) }).from(t.usageEvents).where(lt(t.usageEvents.ts, before));

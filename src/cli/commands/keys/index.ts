@@ -6,7 +6,9 @@ import type { App } from '../../app.js';
 import type { Output } from '../../output.js';
 import { choiceArg } from '../../parse.js';
 import { createdKeyView, describeLimits, keyView } from '../../views.js';
+import { registerKeysMine } from './mine.js';
 import { addCreateOnlyOptions, addKeyOptions, type KeyFlags, keyInput } from './options.js';
+import { registerKeysUsage } from './usage.js';
 
 function showKey(out: Output, k: ReturnType<typeof keyView>): void {
   out.fields([
@@ -149,4 +151,7 @@ export function registerKeys(program: Command, app: App): void {
         });
       }),
     );
+
+  registerKeysMine(keys, app);
+  registerKeysUsage(keys, app);
 }
