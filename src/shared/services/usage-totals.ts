@@ -13,6 +13,7 @@ export interface UsageFilter {
   keyIds?: readonly string[];
   /** '' in the rollups means "no user"; give a real user id here. */
   userId?: string;
+  /** A model id, or a pattern ending in '*' */
   model?: string;
 }
 
@@ -65,13 +66,20 @@ export function eventColumns(ctx: Ctx) {
   };
 }
 
+/** A limit's model is an id or a pattern ('openai/*'), matched as the proxy matches it. */
+function modelCondition(col: AnyColumn, model: string): SQL {
+  if (!model.endsWith('*')) return eq(col, model);
+  const prefix = model.slice(0, -1).replace(/[\\%_]/g, (c) => `\\${c}`);
+  return sql`${col} like ${`${prefix}%`} escape '\\'`;
+}
+
 export function rollupWhere(ctx: Ctx, f: UsageFilter, fromDay?: string, toDay?: string): SQL[] {
   const d = ctx.store.t.usageDaily;
   const where: SQL[] = [];
   if (f.orgId) where.push(eq(d.orgId, f.orgId));
   if (f.keyIds) where.push(f.keyIds.length === 1 ? eq(d.keyId, f.keyIds[0]!) : inArray(d.keyId, [...f.keyIds]));
   if (f.userId) where.push(eq(d.userId, f.userId));
-  if (f.model) where.push(eq(d.model, f.model));
+  if (f.model) where.push(modelCondition(d.model, f.model));
   if (fromDay) where.push(gte(d.day, fromDay));
   if (toDay) where.push(lt(d.day, toDay));
   return where;
@@ -83,7 +91,7 @@ export function eventWhere(ctx: Ctx, f: UsageFilter, from?: Date, to?: Date): SQ
   if (f.orgId) where.push(eq(e.orgId, f.orgId));
   if (f.keyIds) where.push(f.keyIds.length === 1 ? eq(e.keyId, f.keyIds[0]!) : inArray(e.keyId, [...f.keyIds]));
   if (f.userId) where.push(eq(e.userId, f.userId));
-  if (f.model) where.push(eq(e.model, f.model));
+  if (f.model) where.push(modelCondition(e.model, f.model));
   if (from) where.push(gte(e.ts, from));
   if (to) where.push(lt(e.ts, to));
   return where;
