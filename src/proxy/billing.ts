@@ -1,0 +1,123 @@
+// Settlement (DESIGN §4–5): replace the reservation with what the request really used, hand
+// one usage event to the sink, and count it. Cost is the upstream's usage.cost when it sends
+// one, else the price table; tokens the upstream did not report are estimated.
+import type { Amounts, CounterState, LimitBackend, Reservation } from '../shared/limits/types.js';
+import { usdToMicros } from '../shared/money.js';
+import { creditScopesOf } from '../shared/snapshot/counters.js';
+import type { AuthOk } from '../shared/snapshot/auth.js';
+import { costMicros } from '../shared/snapshot/pricing.js';
+import type { UsageSink } from '../shared/usage/types.js';
+import type { AdmissionPlan } from './admission.js';
+import type { ProxyMetrics } from './metrics.js';
+import type { Charge } from './usage-view.js';
+
+/** Usage as an upstream reported it. */
+export interface ReportedUsage {
+  promptTokens: number;
+  completionTokens: number;
+  /** usage.cost as its decimal text (exact), when the upstream priced the request. */
+  costText?: string;
+}
+
+export interface Outcome {
+  status: number;
+  errorCode: string | null;
+  reported: ReportedUsage | null;
+  /** Whether anything reached the client (a partial stream is billed, a failure before is not). */
+  delivered: boolean;
+  /** Estimated completion tokens of what was delivered, when the upstream never reported. */
+  completionEstimate: number;
+  ttfbMs: number | null;
+  /** performance.now() when the request arrived. */
+  startedAt: number;
+}
+
+export interface BillingDeps {
+  limits: LimitBackend;
+  sink: UsageSink;
+  metrics: ProxyMetrics;
+  now: () => number;
+}
+
+export interface Bill {
+  requestId: string;
+  auth: AuthOk;
+  plan: AdmissionPlan;
+  model: string;
+  provider: string;
+  stream: boolean;
+  reservations: Reservation[];
+}
+
+function costOf(text: string | undefined): number | null {
+  if (text === undefined) return null;
+  try {
+    return Math.max(0, usdToMicros(text));
+  } catch {
+    return null;
+  }
+}
+
+export function chargeFor(bill: Bill, o: Outcome): Charge {
+  if (o.reported) {
+    const upstreamCost = costOf(o.reported.costText);
+    return {
+      promptTokens: o.reported.promptTokens,
+      completionTokens: o.reported.completionTokens,
+      costMicros: upstreamCost ?? costMicros(bill.plan.price, o.reported.promptTokens, o.reported.completionTokens),
+      source: 'upstream',
+    };
+  }
+  if (!o.delivered) return { promptTokens: 0, completionTokens: 0, costMicros: 0, source: 'none' };
+  const prompt = bill.plan.prompt.estimate;
+  return { promptTokens: prompt, completionTokens: o.completionEstimate, costMicros: costMicros(bill.plan.price, prompt, o.completionEstimate), source: 'estimated' };
+}
+
+/** Settles every reservation (the first takes the real amounts, extensions are released) and records the event. */
+export async function settle(deps: BillingDeps, bill: Bill, o: Outcome): Promise<{ charge: Charge; states: readonly CounterState[] }> {
+  const charge = chargeFor(bill, o);
+  const now = deps.now();
+  const actual: Amounts = {
+    requests: charge.source === 'none' ? 0 : 1,
+    tokens: charge.promptTokens + charge.completionTokens,
+    cost: charge.costMicros,
+  };
+  let states: readonly CounterState[] = [];
+  const [first, ...extensions] = bill.reservations;
+  const zero: Amounts = { requests: 0, tokens: 0, cost: 0 };
+  try {
+    for (const ext of extensions) await deps.limits.settle(ext, zero, now);
+    if (first) states = await deps.limits.settle(first, actual, now);
+  } finally {
+    record(deps, bill, o, charge, now);
+  }
+  return { charge, states };
+}
+
+function record(deps: BillingDeps, bill: Bill, o: Outcome, charge: Charge, now: number): void {
+  const { auth } = bill;
+  deps.sink.add({
+    requestId: bill.requestId,
+    ts: now,
+    orgId: auth.org.id,
+    userId: auth.key.userId,
+    keyId: auth.key.id,
+    ancestorKeyIds: auth.chainKeys.map((k) => k.id),
+    model: bill.model,
+    provider: bill.provider,
+    promptTokens: charge.promptTokens,
+    completionTokens: charge.completionTokens,
+    totalTokens: charge.promptTokens + charge.completionTokens,
+    costMicros: charge.costMicros,
+    status: o.status,
+    errorCode: o.errorCode,
+    latencyMs: Math.round(performance.now() - o.startedAt),
+    ttfbMs: o.ttfbMs,
+    stream: bill.stream,
+    usageSource: charge.source,
+    creditScopes: creditScopesOf(bill.plan.counters),
+  });
+  deps.metrics.usageEvent(charge.source);
+  deps.metrics.tokens(charge.promptTokens, charge.completionTokens);
+  deps.metrics.cost(charge.costMicros);
+}

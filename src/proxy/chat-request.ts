@@ -1,0 +1,116 @@
+// The chat request at the edge: parsed once with zod (unknown fields pass through untouched),
+// then measured for admission.
+//
+// THE PROMPT BOUND. Every BPE token of every tokenizer in use encodes at least one byte of UTF-8
+// text, so a text has at most as many tokens as bytes. Chat templates add a few tokens per
+// message (OpenAI: 3–4; Llama 3: 5; ChatML: 5–6), so we allow 8 per message plus 16 for the
+// reply's priming. Hence, for text-only requests:
+//   prompt_tokens ≤ Σ_messages (UTF-8 bytes of content, name, tool calls, tool_call_id + 8)
+//                   + UTF-8 bytes of the JSON of tools / functions / response_format + 16.
+// Reserving that plus max_tokens makes overspend zero when max_tokens is given. Image, audio
+// and file parts cannot be bounded from the request; each reserves a configured number of
+// tokens (default 1105, OpenAI's cost of a 768×2000 high-detail image), which is a guess.
+import { z } from 'zod';
+import { gatewayError } from './errors.js';
+
+const contentPart = z.looseObject({ type: z.string(), text: z.string().optional() });
+const message = z.looseObject({
+  role: z.string().min(1),
+  content: z.union([z.string(), z.array(contentPart), z.null()]).optional(),
+  name: z.string().optional(),
+  tool_call_id: z.string().optional(),
+});
+const positiveInt = z.number().int().positive().nullable().optional();
+
+export const chatRequestSchema = z.looseObject({
+  model: z.string().min(1).max(256),
+  messages: z.array(message).min(1),
+  stream: z.boolean().nullable().optional(),
+  stream_options: z.looseObject({ include_usage: z.boolean().nullable().optional() }).nullable().optional(),
+  max_tokens: positiveInt,
+  max_completion_tokens: positiveInt,
+  n: z.number().int().min(1).max(128).nullable().optional(),
+});
+
+export type ChatRequest = z.infer<typeof chatRequestSchema>;
+
+/** Parses the raw body; throws a public invalid_request naming the offending field. */
+export function parseChatRequest(raw: Buffer): ChatRequest {
+  let json: unknown;
+  try {
+    json = JSON.parse(raw.toString('utf8'));
+  } catch {
+    throw gatewayError('invalid_request', 'The request body is not valid JSON.');
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw gatewayError('invalid_request', 'The request body must be a JSON object.');
+  }
+  const parsed = chatRequestSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const param = issue?.path.map(String).join('.') || null;
+    const what = issue?.code === 'invalid_type' && issue.input === undefined ? `'${param}' is required` : `Invalid value for '${param}': ${issue?.message ?? 'invalid'}`;
+    throw gatewayError('invalid_request', `${what}.`, param);
+  }
+  return parsed.data;
+}
+
+/** The completion cap the client asked for, if any: the tighter of max_tokens and max_completion_tokens. */
+export function requestedMaxTokens(req: ChatRequest): number | null {
+  const a = req.max_tokens ?? null;
+  const b = req.max_completion_tokens ?? null;
+  if (a === null) return b;
+  return b === null ? a : Math.min(a, b);
+}
+
+interface Measure {
+  textBytes: number;
+  mediaParts: number;
+  messages: number;
+}
+
+function measure(req: ChatRequest): Measure {
+  let textBytes = 0;
+  let mediaParts = 0;
+  for (const m of req.messages) {
+    const c = m.content;
+    if (typeof c === 'string') textBytes += Buffer.byteLength(c);
+    else if (Array.isArray(c)) {
+      for (const part of c) {
+        if (typeof part.text === 'string') textBytes += Buffer.byteLength(part.text);
+        else if (part.type !== 'text') mediaParts++;
+      }
+    }
+    if (m.name) textBytes += Buffer.byteLength(m.name);
+    if (m.tool_call_id) textBytes += Buffer.byteLength(m.tool_call_id);
+    for (const key of ['tool_calls', 'function_call', 'refusal', 'reasoning'] as const) {
+      if (m[key] != null) textBytes += Buffer.byteLength(JSON.stringify(m[key]));
+    }
+  }
+  for (const key of ['tools', 'functions', 'response_format', 'tool_choice'] as const) {
+    if (req[key] != null) textBytes += Buffer.byteLength(JSON.stringify(req[key]));
+  }
+  return { textBytes, mediaParts, messages: req.messages.length };
+}
+
+export const PER_MESSAGE_OVERHEAD = 8;
+export const PRIMING_OVERHEAD = 16;
+
+export interface PromptTokens {
+  /** An upper bound for text (see the header); media parts add a configured guess. Reserved. */
+  bound: number;
+  /** A best guess (4 bytes a token, OpenAI's framing), billed only when the upstream never reports usage. */
+  estimate: number;
+}
+
+export function promptTokens(req: ChatRequest, mediaPartTokens: number): PromptTokens {
+  const m = measure(req);
+  const media = m.mediaParts * mediaPartTokens;
+  return {
+    bound: m.textBytes + m.messages * PER_MESSAGE_OVERHEAD + PRIMING_OVERHEAD + media,
+    estimate: Math.ceil(m.textBytes / 4) + m.messages * 4 + 3 + media,
+  };
+}
+
+/** Completion tokens guessed from delivered text, for streams cut before the upstream reported usage. */
+export const completionTokenEstimate = (bytes: number) => Math.ceil(bytes / 4);

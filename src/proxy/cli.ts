@@ -1,0 +1,66 @@
+// The gateway-proxy program: flags and GATEWAY_* variables → config; every problem listed
+// before the port opens (exit 2); one "listening on" line on stdout; logs on stderr; SIGTERM or
+// SIGINT drains and flushes, then runCli resolves with the exit code for bin/ to use.
+import pino from 'pino';
+import { readEnv } from '../shared/config.js';
+import { EXIT, isGatewayError } from '../shared/errors.js';
+import { loadMasterKey } from '../shared/master-key.js';
+import { parseCli } from './config.js';
+import { type RunningProxy, startProxy } from './main.js';
+
+export interface ProxyIO {
+  stdout: { write(s: string): unknown };
+  stderr: NodeJS.WritableStream & { write(s: string): unknown };
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+  /** Registers the shutdown trigger (process signals in the real program). */
+  onShutdown(fn: (signal: string) => void): void;
+}
+
+export function processProxyIO(): ProxyIO {
+  return {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    env: process.env,
+    cwd: process.cwd(),
+    onShutdown(fn) {
+      process.once('SIGTERM', () => fn('SIGTERM'));
+      process.once('SIGINT', () => fn('SIGINT'));
+    },
+  };
+}
+
+export async function runCli(argv: readonly string[], io: ProxyIO = processProxyIO()): Promise<number> {
+  const env = readEnv(io.env);
+  const parsed = parseCli(argv, env, io.cwd);
+  if (parsed.kind === 'help') {
+    io.stdout.write(parsed.text);
+    return EXIT.ok;
+  }
+  const { config, problems } = parsed;
+  let masterKey: Buffer | undefined;
+  try {
+    masterKey = loadMasterKey({ envValue: config.masterKeyEnv, file: config.masterKeyFile });
+  } catch (err) {
+    problems.push(err instanceof Error ? err.message : String(err));
+  }
+  if (problems.length || !masterKey) {
+    io.stderr.write(`gateway-proxy: invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}\n`);
+    return EXIT.usage;
+  }
+  const logger = pino({ level: config.logLevel, base: { instance: config.instanceId } }, io.stderr);
+  let running: RunningProxy;
+  try {
+    running = await startProxy({ ...config, masterKey, logger });
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    io.stderr.write(`gateway-proxy: cannot start: ${message}\n`);
+    if (!isGatewayError(err)) logger.error({ err }, 'start failed');
+    return isGatewayError(err) ? err.exitCode : EXIT.unexpected;
+  }
+  io.stdout.write(`listening on ${running.url}\n`);
+  const signal = await new Promise<string>((resolve) => io.onShutdown(resolve));
+  logger.info({ signal }, 'shutting down: draining in-flight requests and flushing usage');
+  await running.close();
+  return EXIT.ok;
+}

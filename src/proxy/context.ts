@@ -1,0 +1,41 @@
+// What every route receives: the request's id and clock, the shared dependencies, and the
+// snapshot in force when the request arrived (one snapshot for the whole request).
+import type { Logger } from 'pino';
+import type { LimitBackend } from '../shared/limits/types.js';
+import type { Snapshot } from '../shared/snapshot/types.js';
+import type { UsageSink } from '../shared/usage/types.js';
+import type { AuthStep } from './auth-step.js';
+import type { ProxyConfig } from './config.js';
+import type { ProxyMetrics } from './metrics.js';
+import type { Upstreams } from './upstream/index.js';
+import type { RecentCharges } from './usage-view.js';
+
+export interface ProxyDeps {
+  config: ProxyConfig;
+  snapshot: () => Snapshot;
+  auth: AuthStep;
+  limits: LimitBackend;
+  sink: UsageSink;
+  upstreams: Upstreams;
+  metrics: ProxyMetrics;
+  recent: RecentCharges;
+  log: Logger;
+  now: () => number;
+  /** Readiness details: store reachable, snapshot fresh. */
+  health: () => Promise<HealthReport>;
+}
+
+export interface HealthReport {
+  ready: boolean;
+  snapshot: { version: number; age_seconds: number; last_error: string | null };
+  store: 'ok' | 'unreachable';
+  usage_pending: number;
+  draining: boolean;
+}
+
+export interface RequestContext {
+  id: string;
+  /** performance.now() at arrival. */
+  startedAt: number;
+  log: Logger;
+}

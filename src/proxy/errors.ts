@@ -1,0 +1,130 @@
+// The one place where the proxy turns a failure into an HTTP answer: OpenAI's error body
+// `{"error":{"message","type","param","code"}}`, status from src/shared/errors.ts. Only a
+// GatewayError's message is public; anything else becomes a generic 500 and its cause is logged.
+import type { ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import { type ErrorCode, errorSpec, GatewayError, isGatewayError } from '../shared/errors.js';
+import type { Denial } from '../shared/limits/types.js';
+import { formatMicros, microsToUsdNumber } from '../shared/money.js';
+import { rateLimitHeaders } from './rate-headers.js';
+
+export interface PublicError {
+  status: number;
+  body: { error: { message: string; type: string; param: string | null; code: string } & Record<string, unknown> };
+  headers: Record<string, string>;
+}
+
+export function publicError(code: ErrorCode, message: string, opts: { param?: string | null; extra?: Record<string, unknown>; headers?: Record<string, string>; status?: number } = {}): PublicError {
+  const spec = errorSpec(code);
+  return {
+    status: opts.status ?? spec.status,
+    body: { error: { message, type: spec.type, param: opts.param ?? null, code, ...opts.extra } },
+    headers: opts.headers ?? {},
+  };
+}
+
+/** Maps anything thrown on the request path to what the client may see, logging internal causes. */
+export function toPublicError(err: unknown, log: Logger): PublicError {
+  if (isGatewayError(err)) {
+    if (err.status >= 500) log.warn({ err, cause: err.cause }, err.message);
+    return publicError(err.code, err.message, { param: err.param, extra: err.details });
+  }
+  log.error({ err }, 'unexpected error on the request path');
+  return publicError('internal_error', 'The gateway failed to process the request.');
+}
+
+export function sendPublicError(res: ServerResponse, e: PublicError): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const payload = JSON.stringify(e.body);
+  res.writeHead(e.status, {
+    ...e.headers,
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(payload),
+  });
+  res.end(payload);
+}
+
+export function sendError(res: ServerResponse, err: unknown, log: Logger): PublicError {
+  const e = toPublicError(err, log);
+  sendPublicError(res, e);
+  return e;
+}
+
+export const gatewayError = (code: ErrorCode, message: string, param: string | null = null) => new GatewayError(code, message, { param });
+
+/** A limit-engine refusal as the client sees it: the scope, limit, window and reset, in body and headers. */
+export function denialError(d: Denial, now: number): PublicError {
+  const c = d.counter;
+  const scope = `${c.scopeType}:${c.scopeId}`;
+  const money = c.metric === 'cost' || c.metric === 'credits';
+  const fmt = (n: number) => (money ? `$${formatMicros(n)}` : `${n} ${c.metric}`);
+  const resetsAt = d.resetsAt === null ? null : new Date(d.resetsAt).toISOString();
+  const what = c.metric === 'credits' ? `Credit balance of ${scope} is exhausted (${fmt(Math.max(0, c.max - d.used))} left)` : `${LIMIT_NAMES[d.code]} of ${scope} reached: ${fmt(d.used)} of ${fmt(c.max)} used in the ${c.window} window${c.model ? ` for model ${c.model}` : ''}`;
+  const when = resetsAt ? `; resets at ${resetsAt}` : c.window === 'total' || c.metric === 'credits' ? '; it does not reset by itself' : '';
+  const headers: Record<string, string> = {};
+  if (d.retryAfterSec !== null) headers['retry-after'] = String(Math.max(1, Math.ceil(d.retryAfterSec)));
+  if (c.metric === 'requests' || c.metric === 'tokens') {
+    rateLimitHeaders([{ counter: c, used: d.used, remaining: Math.max(0, c.max - d.used), resetsAt: d.resetsAt }], now, headers);
+  }
+  const extra = {
+    scope,
+    metric: c.metric,
+    window: c.window,
+    model: c.model || null,
+    limit: money ? microsToUsdNumber(c.max) : c.max,
+    used: money ? microsToUsdNumber(d.used) : d.used,
+    resets_at: resetsAt,
+    retry_after: d.retryAfterSec,
+  };
+  return publicError(d.code, `${what}${when}.`, { extra, headers });
+}
+
+const LIMIT_NAMES: Record<Denial['code'], string> = {
+  rate_limit_exceeded: 'Rate limit',
+  quota_exceeded: 'Quota',
+  budget_exceeded: 'Budget',
+  insufficient_credits: 'Credit balance',
+  request_cap_exceeded: 'Lifetime request cap',
+};
+
+const PASS_MESSAGE = new Set([400, 404, 409, 413, 422, 429]);
+
+/**
+ * An upstream's refusal in OpenAI's shape. Client-caused 4xx keep the upstream's message (it
+ * describes the client's own request); 401/403 mean the gateway's upstream credentials are bad,
+ * which is the operator's problem, so the client gets 502; anything else gets a generic text.
+ */
+export function upstreamError(status: number, body: Buffer | string, headers: Record<string, string | string[] | undefined>): PublicError {
+  const parsed = parseErrorBody(body);
+  const out = status === 401 || status === 403 ? 502 : status >= 400 && status <= 599 ? status : 502;
+  let message: string;
+  if (PASS_MESSAGE.has(out) && parsed.message) message = parsed.message.slice(0, 1000);
+  else if (out === 402) message = 'The upstream provider refused the request: its account lacks credits.';
+  else if (status === 401 || status === 403) message = 'The upstream provider rejected the gateway\'s credentials.';
+  else if (out === 502 && status < 400) message = 'The upstream answered with something that is not a completion.';
+  else message = `The upstream provider failed (status ${status}).`;
+  const type = out === 429 ? 'rate_limit_error' : out >= 500 || out === 402 ? 'upstream_error' : 'invalid_request_error';
+  const code = typeof parsed.code === 'string' && /^[a-z_]{1,64}$/.test(parsed.code) ? parsed.code : 'upstream_error';
+  const h: Record<string, string> = {};
+  const retry = headers['retry-after'];
+  if ((out === 429 || out === 503) && typeof retry === 'string' && /^\d{1,6}$/.test(retry)) h['retry-after'] = retry;
+  return { status: out, body: { error: { message, type, param: parsed.param, code } }, headers: h };
+}
+
+function parseErrorBody(body: Buffer | string): { message: string | null; code: unknown; param: string | null } {
+  try {
+    const json: unknown = JSON.parse(typeof body === 'string' ? body : body.toString('utf8'));
+    const e = typeof json === 'object' && json !== null ? (json as { error?: unknown }).error : undefined;
+    if (typeof e === 'string') return { message: e, code: null, param: null };
+    if (typeof e === 'object' && e !== null) {
+      const r = e as Record<string, unknown>;
+      return { message: typeof r.message === 'string' ? r.message : null, code: r.code, param: typeof r.param === 'string' ? r.param : null };
+    }
+  } catch {
+    // not JSON: nothing to pass on
+  }
+  return { message: null, code: null, param: null };
+}

@@ -1,0 +1,156 @@
+// gateway-proxy: startProxy() wires the pieces and listens; runCli() is the program (flags,
+// signals, the one "listening on" line). Only bin/gateway-proxy exits the process.
+import type { AddressInfo } from 'node:net';
+import pino, { type Logger } from 'pino';
+import { readEnv } from '../shared/config.js';
+import { openStore, type Store } from '../shared/db/store.js';
+import { GatewayError } from '../shared/errors.js';
+import type { LimitBackend } from '../shared/limits/types.js';
+import { loadMasterKey } from '../shared/master-key.js';
+import { SnapshotHolder } from '../shared/snapshot/holder.js';
+import type { UsageSink } from '../shared/usage/types.js';
+import { createAuthStep } from './auth-step.js';
+import { checkConfig, defaultConfig, type ProxyConfig, type UpstreamTimeouts } from './config.js';
+import type { HealthReport, ProxyDeps } from './context.js';
+import { createLimitBackend, warmCounters } from './limits-wiring.js';
+import { createMetrics } from './metrics.js';
+import { createProxyServer } from './server.js';
+import { createUsageSink } from './sink-wiring.js';
+import { createUpstreams } from './upstream/index.js';
+import { createPoolRegistry } from './upstream/pools.js';
+import { RecentCharges } from './usage-view.js';
+
+export interface ProxyOptions extends Partial<Omit<ProxyConfig, 'upstream'>> {
+  upstream?: Partial<UpstreamTimeouts>;
+  /** The master key itself (tests); otherwise GATEWAY_MASTER_KEY or the key file. */
+  masterKey?: Buffer;
+  logger?: Logger;
+  now?: () => number;
+}
+
+export interface RunningProxy {
+  url: string;
+  host: string;
+  port: number;
+  config: ProxyConfig;
+  /** Drains in-flight requests, flushes usage, closes everything. Idempotent. */
+  close(): Promise<void>;
+}
+
+export function resolveConfig(options: ProxyOptions, cwd = process.cwd()): ProxyConfig {
+  const base = defaultConfig(readEnv({}), cwd);
+  const { upstream, masterKey: _k, logger: _l, now: _n, ...rest } = options;
+  const defined = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined));
+  return { ...base, ...defined, upstream: { ...base.upstream, ...upstream } };
+}
+
+export async function startProxy(options: ProxyOptions = {}): Promise<RunningProxy> {
+  const config = resolveConfig(options);
+  const problems = checkConfig(config);
+  if (problems.length) throw new GatewayError('usage_error', problems.join('; '));
+  // In-process callers (tests) get a silent logger unless they pass one or a level.
+  const log = options.logger ?? pino({ level: options.logLevel ?? 'silent' });
+  const now = options.now ?? Date.now;
+  const masterKey = options.masterKey ?? loadMasterKey({ envValue: config.masterKeyEnv, file: config.masterKeyFile });
+  const store = await openStore(config.dbUrl);
+  const closers: Array<() => Promise<unknown>> = [() => store.close()];
+  try {
+    return await assemble(config, store, masterKey, log, now, closers);
+  } catch (err) {
+    for (const c of closers.reverse()) await c().catch(() => {});
+    throw err;
+  }
+}
+
+async function assemble(
+  config: ProxyConfig,
+  store: Store,
+  masterKey: Buffer,
+  log: Logger,
+  now: () => number,
+  closers: Array<() => Promise<unknown>>,
+): Promise<RunningProxy> {
+  let limits: LimitBackend | null = null;
+  const holder = await SnapshotHolder.start({
+    store,
+    masterKey,
+    pollMs: config.pollIntervalMs,
+    onReload: (s) => {
+      log.info({ version: s.version }, 'configuration reloaded');
+      if (limits) warmCounters(limits, s, now(), log);
+    },
+    onError: (err) => log.warn({ err }, 'configuration reload failed; keeping the last good snapshot'),
+  });
+  closers.push(() => holder.close());
+  limits = await createLimitBackend(config, store, () => holder.current(), log);
+  closers.push(() => limits!.close());
+  await warmCounters(limits, holder.current(), now(), log);
+  const sink: UsageSink = createUsageSink(config, store, log);
+  closers.push(() => sink.close());
+  const pools = createPoolRegistry(config.upstream);
+  closers.push(() => pools.close());
+  let proxy: ReturnType<typeof createProxyServer> | null = null;
+  let draining = false;
+  const metrics = createMetrics({
+    inFlight: () => proxy?.inFlight() ?? 0,
+    usagePending: () => sink.pending(),
+    snapshotVersion: () => holder.current().version,
+    snapshotAgeSeconds: () => holder.health().ageMs / 1000,
+  });
+  const health = async (): Promise<HealthReport> => {
+    const h = holder.health();
+    const storeOk = await store.ping().then(() => true, () => false);
+    const fresh = h.ageMs < Math.max(5_000, config.pollIntervalMs * 5);
+    return {
+      ready: !draining && fresh,
+      snapshot: { version: h.version, age_seconds: h.ageMs / 1000, last_error: h.lastError },
+      store: storeOk ? 'ok' : 'unreachable',
+      usage_pending: sink.pending(),
+      draining,
+    };
+  };
+  const deps: ProxyDeps = {
+    config,
+    snapshot: () => holder.current(),
+    auth: createAuthStep(config.trustedProxies),
+    limits,
+    sink,
+    upstreams: createUpstreams(pools),
+    metrics,
+    recent: new RecentCharges(),
+    log,
+    now,
+    health,
+  };
+  proxy = createProxyServer(deps);
+  const server = proxy.server;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host: config.host, port: config.port }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const addr = server.address() as AddressInfo;
+  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  const url = `http://${host}:${addr.port}`;
+  log.info({ url, version: holder.current().version }, 'gateway-proxy listening');
+  let closing: Promise<void> | null = null;
+  const close = () => {
+    closing ??= (async () => {
+      draining = true;
+      const p = proxy!;
+      p.startDraining();
+      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const left = await p.drained(config.shutdownTimeoutMs);
+      if (left > 0) log.warn({ left }, 'shutdown timeout: closing connections with requests in flight');
+      server.closeAllConnections();
+      await stopped;
+      for (const c of closers.reverse()) await c().catch((err: unknown) => log.error({ err }, 'error while closing'));
+      log.info({ pending: sink.pending() }, 'gateway-proxy stopped');
+    })();
+    return closing;
+  };
+  return { url, host: addr.address, port: addr.port, config, close };
+}

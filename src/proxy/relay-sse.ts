@@ -1,0 +1,96 @@
+// Streaming relay: upstream bytes go to the client as they arrive (one write per upstream chunk,
+// never a whole response), while an observer reads usage on the side and a rewriter keeps the
+// usage chunk only for clients that asked for it (DESIGN §6). Nothing here settles money: the
+// caller gets an outcome and the reason the stream ended.
+import { once } from 'node:events';
+import type { ServerResponse } from 'node:http';
+import { createSseObserver, createSseRewriter, formatSseError, SSE_DONE, type SseObservation } from './sse-usage.js';
+import type { UpstreamResponse } from './upstream/types.js';
+
+export type StreamEnd =
+  | { kind: 'complete' }
+  | { kind: 'client_gone' }
+  | { kind: 'upstream_failed'; code: 'upstream_error' | 'upstream_timeout' }
+  | { kind: 'cut'; code: string };
+
+export interface StreamWatch {
+  /** Called after each forwarded chunk with the observation so far; return a refusal to end the stream. */
+  check(state: Readonly<SseObservation>): Promise<{ message: string; type: string; code: string } | null>;
+}
+
+export interface StreamResult {
+  end: StreamEnd;
+  state: Readonly<SseObservation>;
+  /** performance.now() of the first byte written to the client, or null. */
+  firstByteAt: number | null;
+}
+
+export interface RelayOptions {
+  includeUsage: boolean;
+  headers: Record<string, string>;
+  clientGone: () => boolean;
+  watch: StreamWatch | null;
+}
+
+/** Resolves when the socket can take more, or when it closed (so a gone client never hangs us). */
+function drained(res: ServerResponse): Promise<unknown> {
+  return Promise.race([once(res, 'drain'), once(res, 'close')]);
+}
+
+async function write(res: ServerResponse, parts: readonly Uint8Array[]): Promise<void> {
+  if (parts.length === 0 || res.destroyed) return;
+  let ok = true;
+  if (parts.length === 1) ok = res.write(parts[0]!);
+  else {
+    res.cork();
+    for (const p of parts) ok = res.write(p) && ok;
+    res.uncork();
+  }
+  if (!ok && !res.destroyed) await drained(res);
+}
+
+const isTimeout = (err: unknown) =>
+  err instanceof Error && 'code' in err && (err.code === 'UND_ERR_BODY_TIMEOUT' || err.code === 'UND_ERR_HEADERS_TIMEOUT');
+
+export async function relaySse(res: ServerResponse, up: UpstreamResponse, opts: RelayOptions): Promise<StreamResult> {
+  const observer = createSseObserver();
+  const rewriter = createSseRewriter({ includeUsage: opts.includeUsage });
+  res.writeHead(200, { ...opts.headers, 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' });
+  res.flushHeaders();
+  let firstByteAt: number | null = null;
+  const result = (end: StreamEnd): StreamResult => ({ end, state: observer.state, firstByteAt });
+  try {
+    for await (const chunk of up.body) {
+      if (firstByteAt === null) firstByteAt = performance.now();
+      observer.push(chunk);
+      await write(res, rewriter.push(chunk));
+      if (opts.clientGone()) return result({ kind: 'client_gone' });
+      const refusal = opts.watch ? await opts.watch.check(observer.state) : null;
+      if (refusal) {
+        up.discard();
+        await write(res, [Buffer.from(formatSseError(refusal)), Buffer.from(SSE_DONE)]);
+        res.end();
+        return result({ kind: 'cut', code: refusal.code });
+      }
+    }
+  } catch (err) {
+    if (opts.clientGone()) return result({ kind: 'client_gone' });
+    observer.end();
+    const code = isTimeout(err) ? 'upstream_timeout' : 'upstream_error';
+    const message = code === 'upstream_timeout' ? 'The upstream stopped sending in the middle of the stream.' : 'The upstream failed in the middle of the stream.';
+    await write(res, [Buffer.from(formatSseError({ message, type: 'upstream_error', code }))]);
+    res.end();
+    return result({ kind: 'upstream_failed', code });
+  }
+  if (opts.clientGone()) return result({ kind: 'client_gone' });
+  observer.end();
+  if (observer.state.truncated && !observer.state.done) {
+    // EOF inside an event: the stream was cut, not finished; say so rather than end cleanly.
+    await write(res, [Buffer.from(formatSseError({ message: 'The upstream stream ended in the middle of an event.', type: 'upstream_error', code: 'upstream_error' }))]);
+    res.end();
+    return result({ kind: 'upstream_failed', code: 'upstream_error' });
+  }
+  await write(res, rewriter.end());
+  res.end();
+  return result({ kind: 'complete' });
+}

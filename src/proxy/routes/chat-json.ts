@@ -1,0 +1,38 @@
+// The non-streaming half of chat completions: read the whole answer, settle, then send it
+// with gateway_usage and the x-ratelimit-* headers of the settled counters.
+import { completionTokenEstimate } from '../chat-request.js';
+import { sendPublicError } from '../errors.js';
+import { rateLimitHeaders } from '../rate-headers.js';
+import { readJsonAnswer, sendJson, spliceGatewayUsage } from '../relay-json.js';
+import { gatewayUsage } from '../usage-view.js';
+import { type ChatCall, finish } from './chat.js';
+
+export async function relayChatJson(call: ChatCall): Promise<void> {
+  const { deps, ctx, res, outcome } = call;
+  const adapter = deps.upstreams.forOrg(call.auth.org);
+  const sentAt = performance.now();
+  const up = await adapter.chat({
+    org: call.auth.org, raw: call.raw, parsed: call.parsed, stream: false, price: call.plan.price, signal: call.abort.signal, requestId: ctx.id,
+  });
+  deps.metrics.upstreamLatency((performance.now() - sentAt) / 1000);
+  const answer = await readJsonAnswer(up);
+  if (!answer.ok) {
+    outcome.status = answer.error.status;
+    outcome.errorCode = answer.error.body.error.code;
+    ctx.log.info({ upstreamStatus: up.status, status: answer.error.status }, 'upstream refused the request');
+    sendPublicError(res, answer.error);
+    await finish(call);
+    return;
+  }
+  outcome.delivered = true;
+  outcome.reported = answer.reported;
+  outcome.completionEstimate = completionTokenEstimate(answer.completionBytes);
+  const afterUpstream = performance.now();
+  outcome.ttfbMs = Math.round(afterUpstream - ctx.startedAt);
+  const settled = await finish(call);
+  const usage = gatewayUsage(ctx.id, settled?.charge ?? { promptTokens: 0, completionTokens: 0, costMicros: 0, source: 'none' }, settled?.states ?? []);
+  deps.recent.add(call.auth.key.id, usage);
+  const headers = rateLimitHeaders(settled?.states ?? [], deps.now(), { 'content-type': answer.contentType });
+  sendJson(res, 200, spliceGatewayUsage(answer.body, usage), headers);
+  deps.metrics.overhead((sentAt - ctx.startedAt + performance.now() - afterUpstream) / 1000);
+}

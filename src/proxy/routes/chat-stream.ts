@@ -1,0 +1,87 @@
+// The streaming half of chat completions: relay SSE as it arrives, watch a stream without
+// max_tokens against its reservation, and settle on whatever ended the stream.
+import { extend } from '../admission.js';
+import type { ReportedUsage } from '../billing.js';
+import { completionTokenEstimate } from '../chat-request.js';
+import { denialError, sendPublicError, toPublicError, upstreamError } from '../errors.js';
+import { relaySse, type StreamWatch } from '../relay-sse.js';
+import type { StreamUsage } from '../sse-usage.js';
+import { gatewayUsage } from '../usage-view.js';
+import { type ChatCall, finish } from './chat.js';
+
+function reported(u: StreamUsage | null): ReportedUsage | null {
+  if (!u) return null;
+  const r: ReportedUsage = { promptTokens: u.promptTokens, completionTokens: u.completionTokens };
+  if (u.costText !== undefined) r.costText = u.costText;
+  return r;
+}
+
+/**
+ * Without max_tokens the reservation holds the default cap. When the delivered text outgrows
+ * it, more room is reserved; if the quota has none, the stream is ended cleanly (error event,
+ * then [DONE]) and billed for what was delivered.
+ */
+function quotaWatch(call: ChatCall): StreamWatch {
+  const { deps, plan, bill, auth, ctx } = call;
+  let reservedCompletion = plan.completionCap;
+  let extensions = 0;
+  return {
+    async check(state) {
+      if (completionTokenEstimate(state.deliveredBytes) <= reservedCompletion) return null;
+      try {
+        const r = await extend(deps.limits, `${ctx.id}:x${++extensions}`, plan, auth.org.failureMode, deps.now());
+        if (r.ok) {
+          if (r.reservation) bill.reservations.push(r.reservation);
+          reservedCompletion += plan.extensionTokens;
+          return null;
+        }
+        deps.metrics.denial(r.denial.code);
+        const e = denialError(r.denial, deps.now()).body.error;
+        return { message: e.message, type: e.type, code: e.code };
+      } catch (err) {
+        const e = toPublicError(err, ctx.log).body.error;
+        return { message: e.message, type: e.type, code: e.code };
+      }
+    },
+  };
+}
+
+export async function relayChatStream(call: ChatCall, headers: Record<string, string>): Promise<void> {
+  const { deps, ctx, res, outcome, plan } = call;
+  const sentAt = performance.now();
+  const up = await deps.upstreams.forOrg(call.auth.org).chat({
+    org: call.auth.org, raw: call.raw, parsed: call.parsed, stream: true, price: plan.price, signal: call.abort.signal, requestId: ctx.id,
+  });
+  deps.metrics.upstreamLatency((performance.now() - sentAt) / 1000);
+  if (up.status < 200 || up.status > 299) {
+    const chunks: Buffer[] = [];
+    for await (const c of up.body) chunks.push(c);
+    const e = upstreamError(up.status, Buffer.concat(chunks), up.headers);
+    outcome.status = e.status;
+    outcome.errorCode = e.body.error.code;
+    sendPublicError(res, e);
+    await finish(call);
+    return;
+  }
+  outcome.delivered = true;
+  const watch = !plan.capGiven && call.bill.reservations.length > 0 ? quotaWatch(call) : null;
+  const r = await relaySse(res, up, {
+    includeUsage: call.parsed.stream_options?.include_usage === true,
+    headers,
+    clientGone: call.clientGone,
+    watch,
+  });
+  const endedAt = performance.now();
+  outcome.reported = reported(r.state.usage);
+  outcome.completionEstimate = completionTokenEstimate(r.state.deliveredBytes);
+  outcome.ttfbMs = r.firstByteAt === null ? null : Math.round(r.firstByteAt - ctx.startedAt);
+  if (r.end.kind === 'client_gone') {
+    up.discard();
+    outcome.status = 499;
+    outcome.errorCode = 'aborted';
+  } else if (r.end.kind !== 'complete') outcome.errorCode = r.end.code;
+  else if (r.state.error) outcome.errorCode = 'upstream_error';
+  const settled = await finish(call);
+  if (settled) deps.recent.add(call.auth.key.id, gatewayUsage(ctx.id, settled.charge, settled.states));
+  deps.metrics.overhead((sentAt - ctx.startedAt + performance.now() - endedAt) / 1000);
+}

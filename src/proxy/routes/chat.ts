@@ -1,0 +1,138 @@
+// POST /v1/chat/completions: auth → body → policy → admission → upstream → relay → settle.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Reservation } from '../../shared/limits/types.js';
+import { modelAllowed } from '../../shared/snapshot/auth.js';
+import { priceFor } from '../../shared/snapshot/pricing.js';
+import type { Snapshot, SnapshotOrg, SnapshotPrice } from '../../shared/snapshot/types.js';
+import { MOCK_MODELS } from '../../shared/mock-catalog.js';
+import { usdToMicros } from '../../shared/money.js';
+import { type AdmissionPlan, admit, planAdmission } from '../admission.js';
+import type { AuthOk } from '../../shared/snapshot/auth.js';
+import { type Bill, type Outcome, settle } from '../billing.js';
+import { type ChatRequest, parseChatRequest } from '../chat-request.js';
+import type { ProxyDeps, RequestContext } from '../context.js';
+import { denialError, type PublicError, publicError, sendPublicError, toPublicError } from '../errors.js';
+import { readBody } from '../http-io.js';
+import { rateLimitHeaders } from '../rate-headers.js';
+import { relayChatStream } from './chat-stream.js';
+import { relayChatJson } from './chat-json.js';
+
+export interface ChatCall {
+  deps: ProxyDeps;
+  ctx: RequestContext;
+  req: IncomingMessage;
+  res: ServerResponse;
+  auth: AuthOk;
+  parsed: ChatRequest;
+  raw: Buffer;
+  plan: AdmissionPlan;
+  bill: Bill;
+  abort: AbortController;
+  clientGone: () => boolean;
+  outcome: Outcome;
+  settled: boolean;
+}
+
+/** Settles the request exactly once, whichever path ends it; a settlement failure is logged, never thrown. */
+export async function finish(call: ChatCall): Promise<Awaited<ReturnType<typeof settle>> | null> {
+  if (call.settled) return null;
+  call.settled = true;
+  try {
+    return await settle(call.deps, call.bill, call.outcome);
+  } catch (err) {
+    call.ctx.log.error({ err }, 'settlement failed');
+    return null;
+  }
+}
+
+/** The price of a model for this org; the mock knows its own catalog. null = unknown and refused. */
+function resolvePrice(snapshot: Snapshot, org: SnapshotOrg, model: string): SnapshotPrice | null {
+  const known = priceFor(snapshot, org, model);
+  if (known && (snapshot.prices.has(model) || org.provider !== 'mock')) return known;
+  const mock = org.provider === 'mock' ? MOCK_MODELS.find((m) => m.id === model) : undefined;
+  if (mock) {
+    const perM = (usd: string) => usdToMicros(usd) * 1_000_000;
+    return { prompt: perM(mock.pricing.prompt), completion: perM(mock.pricing.completion), request: 0 };
+  }
+  return known;
+}
+
+function refuse(deps: ProxyDeps, res: ServerResponse, e: PublicError): void {
+  deps.metrics.denial(e.body.error.code);
+  sendPublicError(res, e);
+}
+
+export async function handleChat(deps: ProxyDeps, ctx: RequestContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const snapshot = deps.snapshot();
+  const now = deps.now();
+  const a = deps.auth(req, snapshot, now);
+  if (!a.ok) return refuse(deps, res, a.error);
+  const { auth } = a;
+  let raw: Buffer;
+  let parsed: ChatRequest;
+  try {
+    raw = await readBody(req, deps.config.maxBodyBytes, deps.config.clientRequestTimeoutMs);
+    parsed = parseChatRequest(raw);
+  } catch (err) {
+    const e = toPublicError(err, ctx.log);
+    if (e.status === 413 || e.status === 408) res.setHeader('connection', 'close');
+    return refuse(deps, res, e);
+  }
+  if (!modelAllowed(snapshot, auth, parsed.model)) {
+    return refuse(deps, res, publicError('model_not_allowed', `Key ${auth.key.id} may not use model '${parsed.model}'.`, { param: 'model' }));
+  }
+  const price = resolvePrice(snapshot, auth.org, parsed.model);
+  if (!price) return refuse(deps, res, publicError('model_not_found', `The model '${parsed.model}' does not exist or has no price.`, { param: 'model' }));
+  const plan = planAdmission({ snapshot, auth, req: parsed, price, defaultMaxTokens: deps.config.defaultMaxTokens, mediaPartTokens: deps.config.mediaPartTokens, now });
+  let adm: Awaited<ReturnType<typeof admit>>;
+  try {
+    adm = await admit(deps.limits, ctx.id, plan, auth.org.failureMode, now);
+  } catch (err) {
+    return refuse(deps, res, toPublicError(err, ctx.log));
+  }
+  if (!adm.ok) return refuse(deps, res, denialError(adm.denial, now));
+  await serve(deps, ctx, req, res, auth, parsed, raw, plan, adm.reservation);
+}
+
+async function serve(
+  deps: ProxyDeps,
+  ctx: RequestContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  auth: AuthOk,
+  parsed: ChatRequest,
+  raw: Buffer,
+  plan: AdmissionPlan,
+  reservation: Reservation | null,
+): Promise<void> {
+  const stream = parsed.stream === true;
+  const abort = new AbortController();
+  let gone = false;
+  res.once('close', () => {
+    if (!res.writableFinished) {
+      gone = true;
+      abort.abort();
+    }
+  });
+  const bill: Bill = {
+    requestId: ctx.id,
+    auth,
+    plan,
+    model: parsed.model,
+    provider: auth.org.provider,
+    stream,
+    reservations: reservation ? [reservation] : [],
+  };
+  const outcome: Outcome = { status: 200, errorCode: null, reported: null, delivered: false, completionEstimate: 0, ttfbMs: null, startedAt: ctx.startedAt };
+  const call: ChatCall = { deps, ctx, req, res, auth, parsed, raw, plan, bill, abort, clientGone: () => gone, outcome, settled: false };
+  try {
+    if (stream) await relayChatStream(call, rateLimitHeaders(reservation?.states ?? [], deps.now()));
+    else await relayChatJson(call);
+  } catch (err) {
+    const e = toPublicError(err, ctx.log);
+    outcome.status = gone ? 499 : e.status;
+    outcome.errorCode = gone ? 'aborted' : e.body.error.code;
+    if (!gone) sendPublicError(res, e);
+    await finish(call);
+  }
+}

@@ -1,0 +1,140 @@
+// The HTTP edge: raw node:http, one routing switch, a request id on every response, OpenAI-shaped
+// answers even for requests node itself rejects (bad framing, slow headers), and in-flight
+// tracking so a shutdown can drain.
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse, STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type { ProxyDeps, RequestContext } from './context.js';
+import { type PublicError, publicError, sendError, sendPublicError } from './errors.js';
+import { handleChat } from './routes/chat.js';
+import { handleModels, handleUsage } from './routes/info.js';
+import { handleHealthz, handleMetrics, handleReadyz } from './routes/ops.js';
+
+export interface ProxyServer {
+  server: Server;
+  inFlight(): number;
+  /** Refuse new requests (503, connection: close) from now on. */
+  startDraining(): void;
+  /** Resolves when no request is in flight, or after timeoutMs (returns how many were left). */
+  drained(timeoutMs: number): Promise<number>;
+}
+
+const newRequestId = () => `req_${randomUUID().replaceAll('-', '')}`;
+
+function lazyContext(log: Logger, id: string): RequestContext {
+  let child: Logger | undefined;
+  return {
+    id,
+    startedAt: performance.now(),
+    get log() {
+      child ??= log.child({ reqId: id });
+      return child;
+    },
+  };
+}
+
+function routeOf(method: string, path: string): string | null {
+  switch (path) {
+    case '/v1/chat/completions':
+      return method === 'POST' ? 'chat' : null;
+    case '/v1/models':
+      return method === 'GET' ? 'models' : null;
+    case '/v1/usage':
+      return method === 'GET' ? 'usage' : null;
+    case '/healthz':
+    case '/readyz':
+    case '/metrics':
+      return method === 'GET' || method === 'HEAD' ? path.slice(1) : null;
+    default:
+      return null;
+  }
+}
+
+async function dispatch(deps: ProxyDeps, route: string, ctx: RequestContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  switch (route) {
+    case 'chat':
+      return handleChat(deps, ctx, req, res);
+    case 'models':
+      return handleModels(deps, ctx, req, res);
+    case 'usage':
+      return handleUsage(deps, ctx, req, res);
+    case 'healthz':
+      return handleHealthz(res);
+    case 'readyz':
+      return handleReadyz(deps, res);
+    case 'metrics':
+      return handleMetrics(deps, res);
+  }
+}
+
+/** A raw HTTP answer for a socket node refused to parse into a request. */
+function rawAnswer(e: PublicError, id: string): string {
+  const body = JSON.stringify(e.body);
+  return (
+    `HTTP/1.1 ${e.status} ${STATUS_CODES[e.status] ?? 'Error'}\r\ncontent-type: application/json\r\n` +
+    `content-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${id}\r\nconnection: close\r\n\r\n${body}`
+  );
+}
+
+function clientErrorAnswer(code: string | undefined): PublicError {
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return publicError('request_timeout', 'The request did not arrive in time.');
+  if (code === 'HPE_HEADER_OVERFLOW') return publicError('request_too_large', 'The request headers are too large.', { status: 431 });
+  return publicError('invalid_request', 'The request is not valid HTTP (malformed request line or headers).');
+}
+
+export function createProxyServer(deps: ProxyDeps): ProxyServer {
+  const { config, log, metrics } = deps;
+  let inFlight = 0;
+  let draining = false;
+  const idleWaiters: Array<() => void> = [];
+  const server = createServer(
+    {
+      headersTimeout: config.clientHeadersTimeoutMs,
+      requestTimeout: config.clientRequestTimeoutMs + 5_000,
+      keepAliveTimeout: config.keepAliveTimeoutMs,
+      connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(config.clientHeadersTimeoutMs / 4))),
+    },
+    (req, res) => {
+      const id = newRequestId();
+      const ctx = lazyContext(log, id);
+      res.setHeader('x-request-id', id);
+      const [path = '/'] = (req.url ?? '/').split('?', 1);
+      const route = routeOf(req.method ?? 'GET', path);
+      res.once('close', () => metrics.request(route ?? 'unknown', res.statusCode));
+      if (draining) {
+        res.setHeader('connection', 'close');
+        return sendPublicError(res, publicError('unavailable', 'The gateway is shutting down; retry on another instance.', { headers: { 'retry-after': '1' } }));
+      }
+      if (!route) return sendPublicError(res, publicError('not_found', `Unknown route: ${req.method} ${path.slice(0, 200)}`));
+      // In flight until the handler is done, settlement included (it may outlive the response).
+      inFlight++;
+      dispatch(deps, route, ctx, req, res)
+        .catch((err: unknown) => void sendError(res, err, ctx.log))
+        .finally(() => {
+          if (--inFlight === 0) for (const wake of idleWaiters.splice(0)) wake();
+        });
+    },
+  );
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
+    socket.end(rawAnswer(clientErrorAnswer(err.code), newRequestId()));
+  });
+  return {
+    server,
+    inFlight: () => inFlight,
+    startDraining() {
+      draining = true;
+    },
+    drained(timeoutMs) {
+      if (inFlight === 0) return Promise.resolve(0);
+      return new Promise((resolve) => {
+        const timer = setTimeout(() => resolve(inFlight), timeoutMs);
+        idleWaiters.push(() => {
+          clearTimeout(timer);
+          resolve(0);
+        });
+      });
+    },
+  };
+}

@@ -1,0 +1,39 @@
+// The built-in mock provider behind the same interface as a network upstream: no socket, a
+// deterministic answer priced with the gateway's own price for the model.
+import { Readable } from 'node:stream';
+import type { SnapshotPrice } from '../../shared/snapshot/types.js';
+import { type MockChatRequest, type MockPrice, MOCK_MODELS, mockChatCompletion, mockChatCompletionStream } from '../mock-provider.js';
+import type { UpstreamAdapter, UpstreamResponse } from './types.js';
+
+/** micro-dollars per million tokens → USD per token as an exact decimal string. */
+export function microsPerMToUsdPerToken(micros: number): string {
+  const digits = String(Math.round(micros)).padStart(13, '0');
+  const frac = digits.slice(-12).replace(/0+$/, '');
+  return frac ? `${digits.slice(0, -12)}.${frac}` : digits.slice(0, -12);
+}
+
+function mockPrice(model: string, price: SnapshotPrice | undefined): MockPrice | undefined {
+  if (price) return { prompt: microsPerMToUsdPerToken(price.prompt), completion: microsPerMToUsdPerToken(price.completion) };
+  return MOCK_MODELS.find((m) => m.id === model)?.pricing;
+}
+
+async function* once(body: Buffer): AsyncGenerator<Buffer> {
+  yield body;
+}
+
+export function createMockAdapter(opts: { chunkDelayMs?: number } = {}): UpstreamAdapter {
+  return {
+    provider: 'mock',
+    async chat(call): Promise<UpstreamResponse> {
+      const req = call.parsed as unknown as MockChatRequest;
+      const price = mockPrice(call.parsed.model, call.price);
+      const headers = { 'content-type': call.stream ? 'text/event-stream' : 'application/json' };
+      if (call.stream) {
+        const body = Readable.from(mockChatCompletionStream(req, { price, signal: call.signal, chunkDelayMs: opts.chunkDelayMs }));
+        return { status: 200, headers, body, discard: () => void body.destroy() };
+      }
+      const body = Buffer.from(JSON.stringify(mockChatCompletion(req, { price })));
+      return { status: 200, headers, body: once(body), discard: () => {} };
+    },
+  };
+}

@@ -1,0 +1,30 @@
+// What every upstream adapter offers the relay: one call that yields a status, headers and a
+// byte stream, so JSON and SSE share one path and nothing is buffered here (STYLE §13).
+import type { SnapshotOrg, SnapshotPrice } from '../../shared/snapshot/types.js';
+import type { ChatRequest } from '../chat-request.js';
+
+export interface UpstreamCall {
+  org: SnapshotOrg;
+  /** The client's body exactly as received. */
+  raw: Buffer;
+  parsed: ChatRequest;
+  stream: boolean;
+  /** The price the gateway knows for the model, if any (the mock prices its usage.cost with it). */
+  price: SnapshotPrice | undefined;
+  signal: AbortSignal;
+  requestId: string;
+}
+
+export interface UpstreamResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: AsyncIterable<Buffer>;
+  /** Releases the connection without reading the rest (client gone, stream cut). */
+  discard(): void;
+}
+
+export interface UpstreamAdapter {
+  readonly provider: string;
+  /** Throws GatewayError upstream_timeout (504) or upstream_error (502) when no answer comes. */
+  chat(call: UpstreamCall): Promise<UpstreamResponse>;
+}
