@@ -57,7 +57,8 @@ export async function seedUsage(url: string, events: SeedEvent[]): Promise<void>
     await store.transaction(async (tx) => {
       for (let i = 0; i < rows.length; i += 500) await tx.insert(t.usageEvents).values(rows.slice(i, i + 500));
       const d = t.usageDaily;
-      const add = (col: string) => sql`${sql.identifier(col)} + excluded.${sql.identifier(col)}`;
+      // Qualified: Postgres finds a bare column name ambiguous next to `excluded`.
+      const add = (col: string) => sql`${sql.identifier('usage_daily')}.${sql.identifier(col)} + excluded.${sql.identifier(col)}`;
       const all = [...rollups.values()];
       for (let i = 0; i < all.length; i += 500) {
         await tx
