@@ -1,0 +1,124 @@
+// Writes one batch of usage records in ONE transaction: raw events (idempotent on request id),
+// daily rollups and credit charges for the events actually inserted, and keys' last use.
+import { and, eq, isNull, lt, or, sql } from 'drizzle-orm';
+import type { Db, Store } from '../db/store.js';
+import { utcDay } from '../limits/windows.js';
+import type { UsageRecord } from './types.js';
+
+export interface BatchResult {
+  inserted: number;
+  duplicates: number;
+}
+
+export async function writeBatch(store: Store, records: readonly UsageRecord[], instance: string, now: Date): Promise<BatchResult> {
+  if (!records.length) return { inserted: 0, duplicates: 0 };
+  return store.transaction(async (tx) => {
+    const { t } = store;
+    const rows = await tx
+      .insert(t.usageEvents)
+      .values(
+        records.map((r) => ({
+          requestId: r.requestId,
+          ts: new Date(r.ts),
+          orgId: r.orgId,
+          userId: r.userId,
+          keyId: r.keyId,
+          model: r.model,
+          provider: r.provider,
+          promptTokens: r.promptTokens,
+          completionTokens: r.completionTokens,
+          totalTokens: r.totalTokens,
+          costMicros: r.costMicros,
+          status: r.status,
+          errorCode: r.errorCode,
+          latencyMs: Math.round(r.latencyMs),
+          ttfbMs: r.ttfbMs === null ? null : Math.round(r.ttfbMs),
+          stream: r.stream,
+          usageSource: r.usageSource,
+          instance,
+        })),
+      )
+      .onConflictDoNothing()
+      .returning({ requestId: t.usageEvents.requestId });
+    const insertedIds = new Set(rows.map((r) => r.requestId));
+    // A duplicate id within the batch itself is inserted once; later copies are duplicates too.
+    const fresh: UsageRecord[] = [];
+    for (const r of records) {
+      if (insertedIds.delete(r.requestId)) fresh.push(r);
+    }
+    await upsertRollups(tx, store, fresh);
+    await chargeCredits(tx, store, fresh, instance, now);
+    await touchKeys(tx, store, fresh);
+    return { inserted: fresh.length, duplicates: records.length - fresh.length };
+  });
+}
+
+async function upsertRollups(tx: Db, store: Store, records: readonly UsageRecord[]): Promise<void> {
+  const groups = new Map<string, { day: string; orgId: string; keyId: string; userId: string; model: string; requests: number; errors: number; promptTokens: number; completionTokens: number; totalTokens: number; costMicros: number }>();
+  for (const r of records) {
+    const day = utcDay(r.ts);
+    const id = JSON.stringify([day, r.orgId, r.keyId, r.userId ?? '', r.model]);
+    const g = groups.get(id) ?? { day, orgId: r.orgId, keyId: r.keyId, userId: r.userId ?? '', model: r.model, requests: 0, errors: 0, promptTokens: 0, completionTokens: 0, totalTokens: 0, costMicros: 0 };
+    g.requests += 1;
+    g.errors += r.status >= 400 ? 1 : 0;
+    g.promptTokens += r.promptTokens;
+    g.completionTokens += r.completionTokens;
+    g.totalTokens += r.totalTokens;
+    g.costMicros += r.costMicros;
+    groups.set(id, g);
+  }
+  if (!groups.size) return;
+  const d = store.t.usageDaily;
+  // Table-qualified: Postgres finds a bare column name ambiguous next to `excluded`.
+  const add = (col: string) => sql`${sql.identifier('usage_daily')}.${sql.identifier(col)} + excluded.${sql.identifier(col)}`;
+  await tx
+    .insert(d)
+    .values([...groups.values()])
+    .onConflictDoUpdate({
+      target: [d.day, d.orgId, d.keyId, d.userId, d.model],
+      set: {
+        requests: add('requests'),
+        errors: add('errors'),
+        promptTokens: add('prompt_tokens'),
+        completionTokens: add('completion_tokens'),
+        totalTokens: add('total_tokens'),
+        costMicros: add('cost_micros'),
+      },
+    });
+}
+
+async function chargeCredits(tx: Db, store: Store, records: readonly UsageRecord[], instance: string, now: Date): Promise<void> {
+  const charges = new Map<string, number>();
+  for (const r of records) {
+    if (r.costMicros <= 0) continue;
+    for (const scope of r.creditScopes) charges.set(scope, (charges.get(scope) ?? 0) + r.costMicros);
+  }
+  if (!charges.size) return;
+  await tx.insert(store.t.creditLedger).values(
+    [...charges].map(([scope, micros]) => {
+      const i = scope.indexOf(':');
+      return {
+        scopeType: scope.slice(0, i),
+        scopeId: scope.slice(i + 1),
+        amountMicros: -micros,
+        kind: 'charge',
+        reason: 'usage',
+        actor: `proxy:${instance}`,
+        createdAt: now,
+      };
+    }),
+  );
+}
+
+async function touchKeys(tx: Db, store: Store, records: readonly UsageRecord[]): Promise<void> {
+  const latest = new Map<string, number>();
+  for (const r of records) latest.set(r.keyId, Math.max(latest.get(r.keyId) ?? 0, r.ts));
+  const k = store.t.apiKeys;
+  for (const [id, ts] of latest) {
+    const at = new Date(ts);
+    await tx
+      .update(k)
+      .set({ lastUsedAt: at })
+      .where(and(eq(k.id, id), or(isNull(k.lastUsedAt), lt(k.lastUsedAt, at))));
+  }
+}

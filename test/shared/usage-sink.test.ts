@@ -1,0 +1,178 @@
+import Database from 'better-sqlite3';
+import { eq, sql } from 'drizzle-orm';
+import pg from 'pg';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Store } from '../../src/shared/db/store.js';
+import { creditBalance } from '../../src/shared/services/credits.js';
+import { type SinkEvent, StoreUsageSink, usedInWindow } from '../../src/shared/usage/index.js';
+import type { UsageRecord } from '../../src/shared/usage/types.js';
+import { DIALECTS, type DialectName, PG_ADMIN_URL } from '../helpers/stores.js';
+import { world, type World } from './snapshot-fixtures.js';
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+let n = 0;
+function record(w: World, over: Partial<UsageRecord> = {}): UsageRecord {
+  n++;
+  return {
+    requestId: `req_${n}_${Math.random().toString(36).slice(2)}`,
+    ts: Date.now() - (n % 3) * 86_400_000,
+    orgId: w.orgId,
+    userId: w.userId,
+    keyId: w.child.key.id,
+    ancestorKeyIds: [w.parent.key.id],
+    model: n % 2 ? 'openai/gpt-4o' : 'meta/llama',
+    provider: 'mock',
+    promptTokens: 10 + (n % 7),
+    completionTokens: 20 + (n % 5),
+    totalTokens: 30 + (n % 7) + (n % 5),
+    costMicros: 100 + n,
+    status: n % 10 === 0 ? 502 : 200,
+    errorCode: n % 10 === 0 ? 'upstream_error' : null,
+    latencyMs: 12.4,
+    ttfbMs: 3,
+    stream: n % 2 === 0,
+    usageSource: 'upstream',
+    creditScopes: [`user:${w.userId}`],
+    ...over,
+  };
+}
+
+async function counts(store: Store) {
+  const { db, t } = store;
+  const [e] = await db
+    .select({ n: sql<string>`count(*)`, tokens: sql<string>`sum(${t.usageEvents.totalTokens})`, cost: sql<string>`sum(${t.usageEvents.costMicros})` })
+    .from(t.usageEvents);
+  const [d] = await db
+    .select({ n: sql<string>`sum(${t.usageDaily.requests})`, tokens: sql<string>`sum(${t.usageDaily.totalTokens})`, cost: sql<string>`sum(${t.usageDaily.costMicros})`, errors: sql<string>`sum(${t.usageDaily.errors})` })
+    .from(t.usageDaily);
+  return {
+    events: Number(e?.n ?? 0),
+    eventTokens: Number(e?.tokens ?? 0),
+    eventCost: Number(e?.cost ?? 0),
+    rollupRequests: Number(d?.n ?? 0),
+    rollupTokens: Number(d?.tokens ?? 0),
+    rollupCost: Number(d?.cost ?? 0),
+    rollupErrors: Number(d?.errors ?? 0),
+  };
+}
+
+/** Makes the store refuse writes for real, and gives it back. */
+async function outage(dialect: DialectName, store: Store): Promise<{ end(): Promise<void> }> {
+  if (dialect === 'sqlite') {
+    store.sqlite!.pragma('busy_timeout = 20');
+    const other = new Database(store.display);
+    other.exec('BEGIN EXCLUSIVE');
+    return {
+      end: async () => {
+        other.exec('COMMIT');
+        other.close();
+      },
+    };
+  }
+  const dbName = new URL(store.display).pathname.slice(1);
+  const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
+  await admin.connect();
+  await admin.query(`alter database ${dbName} allow_connections false`);
+  await admin.query('select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()', [dbName]);
+  return {
+    end: async () => {
+      await admin.query(`alter database ${dbName} allow_connections true`);
+      await admin.end();
+    },
+  };
+}
+
+describe.each(DIALECTS)('usage sink on %s', (dialect) => {
+  async function setup(opts: Partial<ConstructorParameters<typeof StoreUsageSink>[1]> = {}) {
+    const w = await world(dialect);
+    const events: SinkEvent[] = [];
+    const sink = new StoreUsageSink(w.store, { instance: 'test-1', flushIntervalMs: 100, minBackoffMs: 20, maxBackoffMs: 100, onEvent: (e) => events.push(e), ...opts });
+    cleanups.push(() => w.store.close());
+    cleanups.push(() => sink.close().catch(() => {}));
+    return { w, sink, events };
+  }
+
+  it('writes one event per request, rollups equal to the raw events, credit charges and last use', async () => {
+    const { w, sink } = await setup({ batchSize: 40 });
+    const records = Array.from({ length: 100 }, () => record(w));
+    for (const r of records) sink.add(r);
+    await sink.flush();
+    expect(sink.pending()).toBe(0);
+    const c = await counts(w.store);
+    expect(c.events).toBe(100);
+    expect(c).toMatchObject({ rollupRequests: 100, rollupTokens: c.eventTokens, rollupCost: c.eventCost, rollupErrors: 10 });
+    expect(c.eventTokens).toBe(records.reduce((s, r) => s + r.totalTokens, 0));
+    const spent = records.reduce((s, r) => s + r.costMicros, 0);
+    expect((await creditBalance(w.store.db, w.ctx, { type: 'user', id: w.userId })).balance).toBe(-spent);
+    const charges = await w.store.db.select().from(w.store.t.creditLedger).where(eq(w.store.t.creditLedger.kind, 'charge'));
+    expect(charges.length).toBe(3);
+    const [key] = await w.store.db.select().from(w.store.t.apiKeys).where(eq(w.store.t.apiKeys.id, w.child.key.id));
+    expect(key?.lastUsedAt?.getTime()).toBe(Math.max(...records.map((r) => r.ts)));
+    const today = records.filter((r) => new Date(r.ts).toISOString().slice(0, 10) === new Date().toISOString().slice(0, 10));
+    const used = await usedInWindow(w.store, { scopeType: 'key', scopeId: w.parent.key.id, keyIds: [w.parent.key.id, w.child.key.id], metric: 'tokens', window: 'day' }, Date.now());
+    expect(used).toBe(today.reduce((s, r) => s + r.totalTokens, 0));
+  });
+
+  it('ignores a duplicate request id, in the same batch or a later one, without double counting', async () => {
+    const { w, sink, events } = await setup();
+    const a = record(w);
+    const b = record(w);
+    sink.add(a);
+    sink.add(a);
+    sink.add(b);
+    await sink.flush();
+    sink.add({ ...b, totalTokens: 999_999 });
+    await sink.flush();
+    const c = await counts(w.store);
+    expect(c).toMatchObject({ events: 2, rollupRequests: 2, rollupTokens: a.totalTokens + b.totalTokens });
+    expect((await creditBalance(w.store.db, w.ctx, { type: 'user', id: w.userId })).balance).toBe(-(a.costMicros + b.costMicros));
+    expect(events.filter((e) => e.type === 'flushed').map((e) => e.type === 'flushed' && [e.inserted, e.duplicates])).toEqual([
+      [2, 1],
+      [0, 1],
+    ]);
+  });
+
+  it('keeps every event while the store is down and writes them all when it is back', async () => {
+    const { w, sink, events } = await setup({ maxBuffer: 50 });
+    const records = Array.from({ length: 60 }, () => record(w));
+    const down = await outage(dialect, w.store);
+    for (const r of records.slice(0, 30)) sink.add(r);
+    await expect(sink.flush()).rejects.toMatchObject({ code: 'store_unavailable' });
+    for (const r of records.slice(30)) sink.add(r);
+    expect(sink.pending()).toBe(60);
+    expect(sink.accepting()).toBe(false);
+    expect(events.some((e) => e.type === 'full')).toBe(true);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(events.filter((e) => e.type === 'error').length).toBeGreaterThan(1);
+    await down.end();
+    const start = Date.now();
+    while (sink.pending() > 0 && Date.now() - start < 10_000) await new Promise((r) => setTimeout(r, 20));
+    expect(sink.pending()).toBe(0);
+    expect(sink.accepting()).toBe(true);
+    expect(events.some((e) => e.type === 'recovered')).toBe(true);
+    const c = await counts(w.store);
+    expect(c).toMatchObject({ events: 60, rollupRequests: 60, rollupTokens: records.reduce((s, r) => s + r.totalTokens, 0) });
+  });
+
+  it('flushes everything on close, with no explicit flush', async () => {
+    const { w, sink } = await setup({ flushIntervalMs: 60_000 });
+    for (let i = 0; i < 25; i++) sink.add(record(w));
+    expect(sink.pending()).toBe(25);
+    await sink.close();
+    expect((await counts(w.store)).events).toBe(25);
+  });
+
+  it('writes 1,000 events in one flush (timing printed)', async () => {
+    const { w, sink } = await setup({ batchSize: 1000, flushIntervalMs: 60_000 });
+    for (let i = 0; i < 1000; i++) sink.add(record(w, { keyId: i % 2 ? w.child.key.id : w.parent.key.id }));
+    const start = performance.now();
+    await sink.flush();
+    const ms = performance.now() - start;
+    console.log(`[usage] ${dialect}: 1,000 events flushed in one transaction in ${ms.toFixed(1)} ms`);
+    expect((await counts(w.store)).events).toBe(1000);
+  });
+});
