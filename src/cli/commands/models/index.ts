@@ -29,14 +29,16 @@ function refreshView(r: OrgRefresh) {
   return { org: r.org.name, org_id: r.org.id, fetched: r.fetched, added: r.added, updated: r.updated, kept_overrides: r.keptOverrides, unpriced: r.unpriced };
 }
 
-/** A one-line spinner on a terminal's stderr; plain lines otherwise (logs, CI). */
+/** A one-line progress indicator on a terminal's stderr; plain lines otherwise (logs, CI). */
 function progressReporter(app: App, out: Output): (p: RefreshProgress) => void {
   const tty = Boolean((app.io.stderr as { isTTY?: boolean }).isTTY);
   return (p) => {
     const text = p.stage === 'fetching' ? `fetching the catalog of ${p.org}` : p.stage === 'saving' ? `saving ${p.models} models of ${p.org}` : `${p.org}: ${p.models} models`;
     const line = `[${p.done}/${p.total}] ${text}`;
+    // With --json, stderr carries only the error document, so scripts can parse it.
+    if (out.json) return;
     if (tty) app.io.stderr.write(`\r\x1b[2K${line}${p.stage === 'done' && p.done === p.total ? '\n' : ''}`);
-    else if (!out.json || p.stage !== 'saving') out.note(line);
+    else out.note(line);
   };
 }
 
