@@ -21,6 +21,13 @@ export interface ProxyDeps {
   recent: RecentCharges;
   log: Logger;
   now: () => number;
+  /**
+   * Whether the store answered the last config poll and the usage buffer has room. When not,
+   * fail-closed orgs are refused (503) and fail-open orgs keep being served from the snapshot.
+   */
+  storeHealthy: () => boolean;
+  /** False while the usage buffer is past its bound: every request is refused (503) so no event is lost. */
+  accepting: () => boolean;
   /** Readiness details: store reachable, snapshot fresh. */
   health: () => Promise<HealthReport>;
 }

@@ -85,7 +85,8 @@ async function assemble(
   limits = await createLimitBackend(config, store, () => holder.current(), log);
   closers.push(() => limits!.close());
   await warmCounters(limits, holder.current(), now(), log);
-  const sink: UsageSink = createUsageSink(config, store, log);
+  const wired = createUsageSink(config, store, log);
+  const sink: UsageSink = wired.sink;
   closers.push(() => sink.close());
   const pools = createPoolRegistry(config.upstream);
   closers.push(() => pools.close());
@@ -121,6 +122,8 @@ async function assemble(
     log,
     now,
     health,
+    storeHealthy: () => holder.health().lastError === null && !wired.failing(),
+    accepting: () => wired.sink.accepting(),
   };
   proxy = createProxyServer(deps);
   const server = proxy.server;

@@ -39,14 +39,14 @@ export async function startHarness(opts: { dialect?: DialectName; proxy?: ProxyO
 }
 
 /** Runs gatewayctl and fails the test with its stderr when it does not exit 0. */
-export async function ok(gw: Gw, argv: string[]): Promise<unknown> {
-  const r = await gw([...argv, '--json']);
+export async function ok(gw: Gw, argv: string[], opts: { env?: Record<string, string> } = {}): Promise<unknown> {
+  const r = await gw([...argv, '--json'], opts);
   if (r.code !== 0) throw new Error(`gatewayctl ${argv.join(' ')} exited ${r.code}: ${r.stderr}`);
   return r.stdout.trim() ? r.json() : null;
 }
 
-export async function createOrg(gw: Gw, name: string, args: string[] = ['--provider', 'mock']): Promise<{ id: string }> {
-  return (await ok(gw, ['orgs', 'create', name, ...args])) as { id: string };
+export async function createOrg(gw: Gw, name: string, args: string[] = ['--provider', 'mock'], opts: { env?: Record<string, string> } = {}): Promise<{ id: string }> {
+  return (await ok(gw, ['orgs', 'create', name, ...args], opts)) as { id: string };
 }
 
 export async function createKey(gw: Gw, org: string, args: string[] = []): Promise<KeyJson> {

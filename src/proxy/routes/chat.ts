@@ -83,6 +83,12 @@ export async function handleChat(deps: ProxyDeps, ctx: RequestContext, req: Inco
   }
   const price = resolvePrice(snapshot, auth.org, parsed.model);
   if (!price) return refuse(deps, res, publicError('model_not_found', `The model '${parsed.model}' does not exist or has no price.`, { param: 'model' }));
+  if (!deps.accepting()) {
+    return refuse(deps, res, publicError('unavailable', 'The gateway cannot record usage right now. Retry shortly.', { headers: { 'retry-after': '1' } }));
+  }
+  if (auth.org.failureMode === 'closed' && !deps.storeHealthy()) {
+    return refuse(deps, res, publicError('unavailable', 'The gateway cannot reach its store; this organization fails closed. Retry shortly.', { headers: { 'retry-after': '1' } }));
+  }
   const plan = planAdmission({ snapshot, auth, req: parsed, price, defaultMaxTokens: deps.config.defaultMaxTokens, mediaPartTokens: deps.config.mediaPartTokens, now });
   let adm: Awaited<ReturnType<typeof admit>>;
   try {
