@@ -42,8 +42,18 @@ export function seaAssets(cacheDirs: string[]): BundledAssets {
   };
 }
 
-/** Writes the addon (unless an identical copy is there) into the first usable folder and loads it. */
-export function loadAddon(bytes: Buffer, cacheDirs: string[]): object {
+/** process.dlopen as a function: a V8-API addon crashes the process when loaded twice. */
+export function dlopenFile(file: string): object {
+  const mod = { exports: {} };
+  process.dlopen(mod, file);
+  return mod.exports;
+}
+
+/**
+ * Writes the addon (unless an identical copy is there) into the first usable folder and loads
+ * it; a folder on a noexec mount fails the load and the next one is tried.
+ */
+export function loadAddon(bytes: Buffer, cacheDirs: string[], dlopen: (file: string) => object = dlopenFile): object {
   const name = `better_sqlite3-${createHash('sha256').update(bytes).digest('hex').slice(0, 16)}.node`;
   const problems: string[] = [];
   for (const dir of cacheDirs) {
@@ -55,9 +65,7 @@ export function loadAddon(bytes: Buffer, cacheDirs: string[]): object {
     const file = join(dir, name);
     try {
       if (!sameContent(file, bytes)) writeAtomically(file, bytes);
-      const mod = { exports: {} };
-      process.dlopen(mod, file);
-      return mod.exports;
+      return dlopen(file);
     } catch (err) {
       problems.push(`${file}: ${err instanceof Error ? err.message : String(err)}`);
     }
