@@ -49,6 +49,18 @@ async function write(res: ServerResponse, parts: readonly Uint8Array[]): Promise
   if (!ok && !res.destroyed) await drained(res);
 }
 
+/** Cuts a chunk just after each blank line (LF LF); the pieces are views, nothing is copied. */
+export function splitAfterEvents(chunk: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  let start = 0;
+  for (let i = chunk.indexOf('\n\n'); i !== -1; i = chunk.indexOf('\n\n', start)) {
+    out.push(chunk.subarray(start, i + 2));
+    start = i + 2;
+  }
+  if (start < chunk.length) out.push(chunk.subarray(start));
+  return out;
+}
+
 const isTimeout = (err: unknown) =>
   err instanceof Error && 'code' in err && (err.code === 'UND_ERR_BODY_TIMEOUT' || err.code === 'UND_ERR_HEADERS_TIMEOUT');
 
@@ -62,15 +74,18 @@ export async function relaySse(res: ServerResponse, up: UpstreamResponse, opts: 
   try {
     for await (const chunk of up.body) {
       if (firstByteAt === null) firstByteAt = performance.now();
-      observer.push(chunk);
-      await write(res, rewriter.push(chunk));
-      if (opts.clientGone()) return result({ kind: 'client_gone' });
-      const refusal = opts.watch ? await opts.watch.check(observer.state) : null;
-      if (refusal) {
-        up.discard();
-        await write(res, [Buffer.from(formatSseError(refusal)), Buffer.from(SSE_DONE)]);
-        res.end();
-        return result({ kind: 'cut', code: refusal.code });
+      // A watched stream is judged event by event, so a burst cannot run past the reservation.
+      for (const piece of opts.watch ? splitAfterEvents(chunk) : [chunk]) {
+        observer.push(piece);
+        await write(res, rewriter.push(piece));
+        if (opts.clientGone()) return result({ kind: 'client_gone' });
+        const refusal = opts.watch ? await opts.watch.check(observer.state) : null;
+        if (refusal) {
+          up.discard();
+          await write(res, [Buffer.from(formatSseError(refusal)), Buffer.from(SSE_DONE)]);
+          res.end();
+          return result({ kind: 'cut', code: refusal.code });
+        }
       }
     }
   } catch (err) {

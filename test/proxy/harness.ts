@@ -1,6 +1,7 @@
 // Test harness for gateway-proxy: a fresh store configured through gatewayctl (cliFor), a proxy
 // started in-process on port 0, and helpers to create orgs and keys the way an operator would.
 import { request } from 'undici';
+import { openStore } from '../../src/shared/db/store.js';
 import { type ProxyOptions, type RunningProxy, startProxy } from '../../src/proxy/main.js';
 import { cliFor } from '../helpers/cli.js';
 import { type DialectName, freshStoreUrl } from '../helpers/stores.js';
@@ -84,3 +85,37 @@ export const hello = (model: string, extra: Record<string, unknown> = {}) => ({
   messages: [{ role: 'user', content: 'hello there world' }],
   ...extra,
 });
+
+export interface EventRow {
+  requestId: string;
+  keyId: string;
+  status: number;
+  errorCode: string | null;
+  promptTokens: number;
+  completionTokens: number;
+  costMicros: number;
+  usageSource: string;
+  stream: boolean;
+}
+
+/** Usage events the proxy wrote to the store (read through a separate connection). */
+export async function storedEvents(db: string, keyId?: string): Promise<EventRow[]> {
+  const store = await openStore(db);
+  try {
+    const rows = await store.db.select().from(store.t.usageEvents);
+    return rows.filter((r) => !keyId || r.keyId === keyId).map((r) => ({ ...r, promptTokens: Number(r.promptTokens), completionTokens: Number(r.completionTokens), costMicros: Number(r.costMicros) }));
+  } finally {
+    await store.close();
+  }
+}
+
+/** Waits until `count` events of the key are in the store. */
+export async function waitForEvents(db: string, keyId: string, count: number, timeoutMs = 5_000): Promise<EventRow[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const rows = await storedEvents(db, keyId);
+    if (rows.length >= count) return rows;
+    if (Date.now() > deadline) throw new Error(`only ${rows.length} of ${count} usage events for ${keyId} reached the store`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

@@ -1,0 +1,178 @@
+// Upstream trouble reaches the client as OpenAI-shaped errors (timeouts 504, connection trouble
+// 502, upstream refusals passed on), streams never end cleanly when broken, and every request
+// is billed for what it produced.
+import OpenAI from 'openai';
+import { request } from 'undici';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { type FakeUpstream, midStreamError, type SseItem, startFakeUpstream } from '../fakes/upstream.js';
+import { chat, createKey, createOrg, type Harness, hello, startHarness, synced, waitForEvents } from './harness.js';
+
+let h: Harness;
+let fake: FakeUpstream;
+let key: { id: string; key: string };
+const M = 'openai/gpt-4o-mini';
+
+beforeAll(async () => {
+  fake = await startFakeUpstream();
+  h = await startHarness({ proxy: { upstream: { headersMs: 400, bodyMs: 400 }, defaultMaxTokens: 20 } });
+  await createOrg(h.gw, 'up', ['--provider', 'openai-compatible', '--base-url', fake.url, '--unknown-models', 'free']);
+  await createOrg(h.gw, 'down', ['--provider', 'openai-compatible', '--base-url', 'http://127.0.0.1:9/v1', '--unknown-models', 'free']);
+  key = await createKey(h.gw, 'up', ['--daily-tokens', '1000000']);
+  await synced();
+}, 60_000);
+afterAll(async () => {
+  await h?.close();
+  await fake?.close();
+});
+beforeEach(() => fake.reset());
+
+const stream = (extra: Record<string, unknown> = {}) => hello(M, { stream: true, ...extra });
+const contentChunk = (text: string, delayMs?: number): SseItem => ({
+  data: { id: 'gen-x', object: 'chat.completion.chunk', created: 1, model: M, choices: [{ index: 0, delta: { content: text }, finish_reason: null }] },
+  ...(delayMs ? { delayMs } : {}),
+});
+
+describe('before the first byte', () => {
+  it('returns 504 upstream_timeout when the upstream sends no headers in time, billing nothing', async () => {
+    fake.enqueue({ type: 'default', headerDelayMs: 2_000 });
+    const r = await chat(h.url, key.key, hello(M));
+    expect(r.status).toBe(504);
+    expect(r.json()).toMatchObject({ error: { code: 'upstream_timeout', type: 'timeout_error' } });
+    const [ev] = (await waitForEvents(h.db, key.id, 1)).filter((e) => e.status === 504);
+    expect(ev).toMatchObject({ promptTokens: 0, completionTokens: 0, costMicros: 0, usageSource: 'none', errorCode: 'upstream_timeout' });
+  });
+
+  it('returns 502 upstream_error when the upstream resets the connection or cannot be reached', async () => {
+    fake.enqueue({ type: 'reset' });
+    const reset = await chat(h.url, key.key, hello(M));
+    expect(reset.status).toBe(502);
+    expect(reset.json()).toMatchObject({ error: { code: 'upstream_error' } });
+    const other = await createKey(h.gw, 'down');
+    await synced();
+    const refused = await chat(h.url, other.key, hello(M));
+    expect(refused.status).toBe(502);
+    expect(refused.text).not.toContain('ECONNREFUSED');
+  });
+
+  it('returns 502 when the upstream answers something that is not a completion', async () => {
+    fake.enqueue({ type: 'raw', body: '<html>oops</html>', contentType: 'application/json' });
+    const r = await chat(h.url, key.key, hello(M));
+    expect(r.status).toBe(502);
+    expect(r.json()).toMatchObject({ error: { code: 'upstream_error' } });
+  });
+
+  it("passes on an upstream 4xx in OpenAI's shape, with its message and Retry-After", async () => {
+    fake.enqueue({ type: 'error', status: 400, message: 'This model does not support tools' });
+    const bad = await chat(h.url, key.key, hello(M));
+    expect(bad.status).toBe(400);
+    expect(bad.json()).toEqual({ error: { message: 'This model does not support tools', type: 'invalid_request_error', param: null, code: 'upstream_error' } });
+    fake.enqueue({ type: 'error', status: 429, message: 'Rate limit exceeded', headers: { 'retry-after': '7' } });
+    const limited = await chat(h.url, key.key, hello(M));
+    expect(limited.status).toBe(429);
+    expect(limited.headers['retry-after']).toBe('7');
+  });
+
+  it('hides upstream 5xx details and turns an upstream 401 into 502', async () => {
+    fake.enqueue({ type: 'error', status: 500, message: 'provider stack trace at line 3' });
+    const five = await chat(h.url, key.key, hello(M));
+    expect(five.status).toBe(500);
+    expect(five.text).not.toContain('stack trace');
+    fake.enqueue({ type: 'error', status: 401, message: 'User not found.' });
+    const auth = await chat(h.url, key.key, hello(M, { stream: true }));
+    expect(auth.status).toBe(502);
+    expect(auth.json()).toMatchObject({ error: { code: 'upstream_error' } });
+  });
+});
+
+describe('in the middle of a stream', () => {
+  it('sends an SSE error event, never a clean end, when the upstream connection breaks, and bills the delivered text', async () => {
+    fake.enqueue({ type: 'sse', items: [contentChunk('Hello there, '), contentChunk('general Kenobi')], resetAfter: 2 });
+    const r = await chat(h.url, key.key, stream());
+    expect(r.status).toBe(200);
+    const events = r.text.split('\n\n').filter(Boolean);
+    expect(events.at(-1)).toContain('"code":"upstream_error"');
+    expect(r.text).not.toContain('[DONE]');
+    const client = new OpenAI({ apiKey: key.key, baseURL: `${h.url}/v1`, maxRetries: 0 });
+    fake.enqueue({ type: 'sse', items: [contentChunk('Hello')], resetAfter: 1 });
+    await expect(async () => {
+      for await (const _ of await client.chat.completions.create({ ...stream(), stream: true })) void _;
+    }).rejects.toThrow(/upstream/);
+    const evs = await waitForEvents(h.db, key.id, 2);
+    const first = evs.find((e) => e.completionTokens === Math.ceil('Hello there, general Kenobi'.length / 4));
+    expect(first).toMatchObject({ status: 200, errorCode: 'upstream_error', usageSource: 'estimated' });
+  });
+
+  it("passes the upstream's in-band error chunk on, so SDK clients raise it", async () => {
+    fake.enqueue({ type: 'sse', items: [contentChunk('Hi'), midStreamError(502, 'Provider disconnected')], done: false });
+    const client = new OpenAI({ apiKey: key.key, baseURL: `${h.url}/v1`, maxRetries: 0 });
+    await expect(async () => {
+      for await (const _ of await client.chat.completions.create({ ...stream(), stream: true })) void _;
+    }).rejects.toThrow(/Provider disconnected/);
+  });
+
+  it('ends with an SSE error event when the upstream stalls past the body timeout', async () => {
+    fake.enqueue({ type: 'sse', items: [contentChunk('Hi'), contentChunk(' there', 2_000)] });
+    const r = await chat(h.url, key.key, stream());
+    expect(r.text.split('\n\n').filter(Boolean).at(-1)).toContain('"code":"upstream_timeout"');
+  });
+
+  it('treats EOF without [DONE] as the end and bills the usage the upstream sent', async () => {
+    fake.enqueue({ type: 'default', done: false });
+    const before = (await waitForEvents(h.db, key.id, 0)).length;
+    const r = await chat(h.url, key.key, stream({ stream_options: { include_usage: true } }));
+    expect(r.text).not.toContain('[DONE]');
+    expect(r.text).not.toContain('"error"');
+    const evs = await waitForEvents(h.db, key.id, before + 1);
+    expect(evs.at(-1)).toMatchObject({ usageSource: 'upstream', completionTokens: 10, errorCode: null });
+  });
+});
+
+describe('client disconnect', () => {
+  it('aborts the upstream request and bills what was delivered, estimated', async () => {
+    const items = Array.from({ length: 30 }, (_, i) => contentChunk(`word${i} `, i === 0 ? 0 : 100));
+    fake.enqueue({ type: 'sse', items });
+    const k = await createKey(h.gw, 'up');
+    await synced();
+    const controller = new AbortController();
+    const res = await request(`${h.url}/v1/chat/completions`, {
+      method: 'POST', headers: { authorization: `Bearer ${k.key}`, 'content-type': 'application/json' }, body: JSON.stringify(stream()), signal: controller.signal,
+    });
+    let received = '';
+    try {
+      for await (const chunk of res.body) {
+        received += chunk.toString();
+        if ((received.match(/word/g) ?? []).length >= 3) controller.abort();
+      }
+    } catch {
+      // aborted on purpose
+    }
+    const [seen] = await fake.waitForRequests(1);
+    await expect.poll(() => seen!.clientAborted, { timeout: 3_000 }).toBe(true);
+    const [ev] = await waitForEvents(h.db, k.id, 1);
+    expect(ev).toMatchObject({ status: 499, errorCode: 'aborted', usageSource: 'estimated' });
+    expect(ev!.completionTokens).toBeGreaterThanOrEqual(3);
+    expect(ev!.completionTokens).toBeLessThan(30);
+    expect(ev!.promptTokens).toBeGreaterThan(0);
+  });
+});
+
+describe('quota reached in a stream without max_tokens', () => {
+  it('ends the stream cleanly with an error event then [DONE], and bills what was delivered', async () => {
+    // 20 chunks of 40 bytes (≈10 tokens each): far more than the 200-token quota allows.
+    const items = Array.from({ length: 20 }, () => contentChunk('x'.repeat(39) + ' '));
+    fake.enqueue({ type: 'sse', items });
+    const k = await createKey(h.gw, 'up', ['--daily-tokens', '200']);
+    await synced();
+    const r = await chat(h.url, k.key, stream());
+    const events = r.text.split('\n\n').filter(Boolean);
+    expect(events.at(-1)).toBe('data: [DONE]');
+    expect(events.at(-2)).toContain('"code":"quota_exceeded"');
+    const delivered = events.filter((e) => e.includes('xxxx')).length;
+    expect(delivered).toBeLessThan(20);
+    const [ev] = await waitForEvents(h.db, k.id, 1);
+    expect(ev).toMatchObject({ status: 200, errorCode: 'quota_exceeded', usageSource: 'estimated' });
+    expect(ev!.completionTokens).toBe(delivered * 10);
+    // What was billed stays within the quota plus at most one upstream chunk.
+    expect(ev!.promptTokens + ev!.completionTokens).toBeLessThanOrEqual(200 + 10);
+  });
+});
