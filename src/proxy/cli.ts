@@ -4,7 +4,9 @@
 import pino from 'pino';
 import { readEnv } from '../shared/config.js';
 import { EXIT, isGatewayError } from '../shared/errors.js';
+import type { BundledAssets } from '../shared/db/bundled-assets.js';
 import { loadMasterKey } from '../shared/master-key.js';
+import { VERSION_STRING } from '../shared/version.js';
 import { parseCli } from './config.js';
 import { type RunningProxy, startProxy } from './main.js';
 
@@ -30,11 +32,20 @@ export function processProxyIO(): ProxyIO {
   };
 }
 
-export async function runCli(argv: readonly string[], io: ProxyIO = processProxyIO()): Promise<number> {
+export interface RunCliOptions {
+  /** What the standalone executable carries (src/proxy/sea-entry.ts); absent from a checkout. */
+  bundled?: BundledAssets;
+}
+
+export async function runCli(argv: readonly string[], io: ProxyIO = processProxyIO(), opts: RunCliOptions = {}): Promise<number> {
   const env = readEnv(io.env);
   const parsed = parseCli(argv, env, io.cwd);
   if (parsed.kind === 'help') {
     io.stdout.write(parsed.text);
+    return EXIT.ok;
+  }
+  if (parsed.kind === 'version') {
+    io.stdout.write(`${VERSION_STRING}\n`);
     return EXIT.ok;
   }
   const { config, problems } = parsed;
@@ -51,7 +62,7 @@ export async function runCli(argv: readonly string[], io: ProxyIO = processProxy
   const logger = pino({ level: config.logLevel, base: { instance: config.instanceId } }, io.stderr);
   let running: RunningProxy;
   try {
-    running = await startProxy({ ...config, masterKey, logger });
+    running = await startProxy({ ...config, masterKey, logger, bundled: opts.bundled });
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     io.stderr.write(`gateway-proxy: cannot start: ${message}\n`);

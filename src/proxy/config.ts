@@ -21,6 +21,8 @@ export interface ProxyConfig {
   port: number;
   dbUrl: string;
   redisUrl: string | null;
+  /** Key prefix in Redis, so several gateways (or tests) can share one server. */
+  redisPrefix: string;
   logLevel: string;
   masterKeyEnv: string | undefined;
   masterKeyFile: string;
@@ -51,6 +53,7 @@ export function defaultConfig(env: GatewayEnv, cwd = process.cwd()): ProxyConfig
     port: 8080,
     dbUrl: defaultDbUrl(env, cwd),
     redisUrl: null,
+    redisPrefix: 'gw:',
     logLevel: 'info',
     masterKeyEnv: env.gateway.master_key,
     masterKeyFile: masterKeyFile(env, cwd),
@@ -85,6 +88,7 @@ const OPTIONS: Array<[flag: string, envName: string, set: Setter, help: string]>
   ['port', 'port', int((c, n) => { c.port = n; }, 0, 65_535), 'port, 0 picks a free one (8080)'],
   ['db', 'db', str((c, v) => { c.dbUrl = v; }), 'store: SQLite path or postgres://…'],
   ['redis', 'redis_url', str((c, v) => { c.redisUrl = v; }), 'Redis URL for counters shared across instances'],
+  ['redis-prefix', 'redis_prefix', str((c, v) => { c.redisPrefix = v; }), "key prefix in Redis ('gw:')"],
   ['log-level', 'log_level', oneOf(LOG_LEVELS, (c, v) => { c.logLevel = v; }), 'fatal|error|warn|info|debug|trace|silent'],
   ['trusted-proxies', 'trusted_proxies', cidrs, 'CIDRs whose X-Forwarded-For is believed'],
   ['max-body-bytes', 'max_body_bytes', int((c, n) => { c.maxBodyBytes = n; }, 1), 'largest request body (4 MiB)'],
@@ -135,7 +139,10 @@ function cidrs(c: ProxyConfig, v: string): string | undefined {
 }
 
 /** The config is always filled (defaults stand in for bad values) so later checks can add their problems. */
-export type ParsedCli = { kind: 'run'; config: ProxyConfig; problems: string[] } | { kind: 'help'; text: string };
+export type ParsedCli =
+  | { kind: 'run'; config: ProxyConfig; problems: string[] }
+  | { kind: 'help'; text: string }
+  | { kind: 'version' };
 
 export function helpText(): string {
   const rows = OPTIONS.map(([flag, envName, , help]) => `  --${flag.padEnd(30)} ${help} [GATEWAY_${envName.toUpperCase()}]`);
@@ -147,6 +154,7 @@ export function helpText(): string {
     'Options:',
     ...rows,
     '  --help                           show this help',
+    '  -V, --version                    print the version and commit',
     '',
     'Master key: GATEWAY_MASTER_KEY or the key file made by `gatewayctl init` (GATEWAY_MASTER_KEY_FILE).',
     'Example: gateway-proxy --port 0 --db ./gateway.db',
@@ -156,7 +164,7 @@ export function helpText(): string {
 
 /** Flags win over GATEWAY_* variables, which win over defaults. Never throws. */
 export function parseCli(argv: readonly string[], env: GatewayEnv, cwd = process.cwd()): ParsedCli {
-  const options = Object.fromEntries([...OPTIONS.map(([flag]) => [flag, { type: 'string' as const }]), ['help', { type: 'boolean' as const }]]);
+  const options = Object.fromEntries([...OPTIONS.map(([flag]) => [flag, { type: 'string' as const }]), ['help', { type: 'boolean' as const }], ['version', { type: 'boolean' as const, short: 'V' }]]);
   let values: Record<string, unknown>;
   try {
     values = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }).values;
@@ -164,6 +172,7 @@ export function parseCli(argv: readonly string[], env: GatewayEnv, cwd = process
     return { kind: 'run', config: defaultConfig(env, cwd), problems: [err instanceof Error ? err.message : String(err)] };
   }
   if (values.help) return { kind: 'help', text: helpText() };
+  if (values.version) return { kind: 'version' };
   const config = defaultConfig(env, cwd);
   const problems: string[] = [];
   for (const [flag, envName, set] of OPTIONS) {

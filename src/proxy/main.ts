@@ -3,6 +3,7 @@
 import type { AddressInfo } from 'node:net';
 import pino, { type Logger } from 'pino';
 import { readEnv } from '../shared/config.js';
+import type { BundledAssets } from '../shared/db/bundled-assets.js';
 import { openStore, type Store } from '../shared/db/store.js';
 import { GatewayError } from '../shared/errors.js';
 import type { LimitBackend } from '../shared/limits/types.js';
@@ -26,6 +27,8 @@ export interface ProxyOptions extends Partial<Omit<ProxyConfig, 'upstream'>> {
   masterKey?: Buffer;
   logger?: Logger;
   now?: () => number;
+  /** Set by the standalone executable: the SQLite addon it carries. */
+  bundled?: BundledAssets;
 }
 
 export interface RunningProxy {
@@ -39,7 +42,7 @@ export interface RunningProxy {
 
 export function resolveConfig(options: ProxyOptions, cwd = process.cwd()): ProxyConfig {
   const base = defaultConfig(readEnv({}), cwd);
-  const { upstream, masterKey: _k, logger: _l, now: _n, ...rest } = options;
+  const { upstream, masterKey: _k, logger: _l, now: _n, bundled: _b, ...rest } = options;
   const defined = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined));
   return { ...base, ...defined, upstream: { ...base.upstream, ...upstream } };
 }
@@ -52,7 +55,7 @@ export async function startProxy(options: ProxyOptions = {}): Promise<RunningPro
   const log = options.logger ?? pino({ level: options.logLevel ?? 'silent' });
   const now = options.now ?? Date.now;
   const masterKey = options.masterKey ?? loadMasterKey({ envValue: config.masterKeyEnv, file: config.masterKeyFile });
-  const store = await openStore(config.dbUrl);
+  const store = await openStore(config.dbUrl, { bundled: options.bundled });
   const closers: Array<() => Promise<unknown>> = [() => store.close()];
   try {
     return await assemble(config, store, masterKey, log, now, closers);
@@ -82,7 +85,8 @@ async function assemble(
     onError: (err) => log.warn({ err }, 'configuration reload failed; keeping the last good snapshot'),
   });
   closers.push(() => holder.close());
-  limits = await createLimitBackend(config, store, () => holder.current(), log);
+  const wiredLimits = await createLimitBackend(config, store, () => holder.current(), log);
+  limits = wiredLimits.limits;
   closers.push(() => limits!.close());
   await warmCounters(limits, holder.current(), now(), log);
   const wired = createUsageSink(config, store, log);
@@ -102,10 +106,12 @@ async function assemble(
     const h = holder.health();
     const storeOk = await store.ping().then(() => true, () => false);
     const fresh = h.ageMs < Math.max(5_000, config.pollIntervalMs * 5);
+    const countersProblem = wiredLimits.problem();
     return {
-      ready: !draining && fresh,
+      ready: !draining && fresh && storeOk,
       snapshot: { version: h.version, age_seconds: h.ageMs / 1000, last_error: h.lastError },
       store: storeOk ? 'ok' : 'unreachable',
+      counters: config.redisUrl ? (countersProblem ? `fallback: ${countersProblem}` : 'redis') : 'memory',
       usage_pending: sink.pending(),
       draining,
     };
@@ -114,7 +120,7 @@ async function assemble(
     config,
     snapshot: () => holder.current(),
     auth: createAuthStep(config.trustedProxies),
-    limits,
+    limits: wiredLimits.limits,
     sink,
     upstreams: createUpstreams(pools),
     metrics,
