@@ -134,14 +134,15 @@ export function limitBackendContract(name: string, factory: BackendFactory): voi
         const [b] = set.backends;
         const c = counter('tokens', 'day', 10_000);
         const cost = counter('cost', 'total', 1_000_000);
-        const r = reserved(await b!.reserve('s1', [c, cost], amt(4_000, 1, 900), T0));
-        expect(r.states.map((s) => s.used)).toEqual([4_000, 900]);
+        const tpm = counter('tokens', 'minute', 10_000);
+        const r = reserved(await b!.reserve('s1', [c, cost, tpm], amt(4_000, 1, 900), T0));
+        expect(r.states.map((s) => s.used)).toEqual([4_000, 900, 4_000]);
         const after = await b!.settle(r, amt(1_234, 1, 321), T0 + 5_000);
-        expect(after.map((s) => s.used)).toEqual([1_234, 321]);
+        expect(after.map((s) => s.used)).toEqual([1_234, 321, 1_234]);
         expect(after[0]!.remaining).toBe(10_000 - 1_234);
         await b!.settle(r, amt(1_234, 1, 321), T0 + 6_000);
-        const again = await b!.peek([c, cost], T0 + 7_000);
-        expect(again.map((s) => s.used)).toEqual([1_234, 321]);
+        const again = await b!.peek([c, cost, tpm], T0 + 7_000);
+        expect(again.map((s) => s.used)).toEqual([1_234, 321, 1_234]);
       } finally {
         await set.close();
       }

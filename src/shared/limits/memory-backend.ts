@@ -12,6 +12,8 @@ interface Fixed {
   /** Start of the window these counts belong to (calendar start or reset). */
   since: number;
   used: number;
+  /** What seeding put in `used` (counted elsewhere already); drain() hands over only the rest. */
+  seed: number;
 }
 
 interface Rolling {
@@ -96,6 +98,7 @@ export class MemoryLimitBackend implements LimitBackend {
     } else {
       s.since = Math.max(s.since, now);
       s.used = 0;
+      s.seed = 0;
     }
   }
 
@@ -110,7 +113,9 @@ export class MemoryLimitBackend implements LimitBackend {
    */
   drain(): { counter: CounterRef; since: number; used: number }[] {
     const out: { counter: CounterRef; since: number; used: number }[] = [];
-    for (const s of this.states.values()) if (s.kind === 'fixed' && s.used > 0) out.push({ counter: s.ref, since: s.since, used: s.used });
+    for (const s of this.states.values()) {
+      if (s.kind === 'fixed' && s.used > s.seed) out.push({ counter: s.ref, since: s.since, used: s.used - s.seed });
+    }
     this.states.clear();
     return out;
   }
@@ -127,7 +132,7 @@ export class MemoryLimitBackend implements LimitBackend {
         } catch (cause) {
           // Open orgs are served from zero rather than refused; closed ones get 503.
           if (failureMode === 'open') return 0;
-          throw new GatewayError('unavailable', 'usage counters cannot be loaded: the store is unreachable', { cause });
+          throw new GatewayError('store_unavailable', 'usage counters cannot be loaded: the store is unreachable', { cause });
         }
       }),
     );
@@ -138,7 +143,7 @@ export class MemoryLimitBackend implements LimitBackend {
         c.id,
         isRolling(c.window)
           ? { kind: 'rolling', buckets: new Map(), since: 0 }
-          : { kind: 'fixed', ref: c, since: effectiveSince(c.window, c.since, now), used: seeds[i]! },
+          : { kind: 'fixed', ref: c, since: effectiveSince(c.window, c.since, now), used: seeds[i]!, seed: seeds[i]! },
       );
     });
   }
@@ -148,7 +153,7 @@ export class MemoryLimitBackend implements LimitBackend {
     if (!s) {
       s = isRolling(c.window)
         ? { kind: 'rolling', buckets: new Map(), since: 0 }
-        : { kind: 'fixed', ref: c, since: effectiveSince(c.window, c.since, now), used: 0 };
+        : { kind: 'fixed', ref: c, since: effectiveSince(c.window, c.since, now), used: 0, seed: 0 };
       this.states.set(c.id, s);
     }
     if (s.kind === 'fixed') {
@@ -157,6 +162,7 @@ export class MemoryLimitBackend implements LimitBackend {
       if (since > s.since) {
         s.since = since;
         s.used = 0;
+        s.seed = 0;
       }
       s.ref = c;
     } else {

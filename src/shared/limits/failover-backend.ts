@@ -1,0 +1,156 @@
+// Redis first; when Redis is unreachable, each org's failure mode decides: 'closed' refuses
+// (GatewayError 'unavailable' → 503), 'open' is served under a local MemoryLimitBackend (the
+// same limits, counted by this instance from what the store knows). When Redis returns, the
+// settlements it missed are replayed (idempotently) and the fallback's calendar/total usage is
+// added to the shared counters.
+import { GatewayError, isGatewayError } from '../errors.js';
+import type { MemoryLimitBackend } from './memory-backend.js';
+import type { RedisLimitBackend } from './redis-backend.js';
+import type { Admission, Amounts, CounterRef, CounterState, LimitBackend, Reservation, ReserveOptions } from './types.js';
+
+export type LimitState = 'redis' | 'fallback';
+
+export interface LimitHealth {
+  state: LimitState;
+  redisReady: boolean;
+  /** Settlements waiting for Redis to come back. */
+  queuedSettlements: number;
+  lastError: string | null;
+}
+
+export interface FailoverOptions {
+  onStateChange?: (state: LimitState, health: LimitHealth) => void;
+  /** Settlements kept for replay while Redis is down (default 100,000; the oldest are dropped past it, reported via onStateChange). */
+  maxQueued?: number;
+}
+
+interface Queued {
+  reservation: Reservation;
+  actual: Amounts;
+  now: number;
+}
+
+export class FailoverLimitBackend implements LimitBackend {
+  private state: LimitState;
+  private readonly viaFallback = new Set<string>();
+  private queue: Queued[] = [];
+  private lastError: string | null = null;
+  private reconciling: Promise<void> | null = null;
+  private readonly unsubscribe: () => void;
+
+  constructor(
+    private readonly redis: RedisLimitBackend,
+    private readonly fallback: MemoryLimitBackend,
+    private readonly opts: FailoverOptions = {},
+  ) {
+    this.state = redis.ready() ? 'redis' : 'fallback';
+    this.unsubscribe = redis.onStateChange((ready) => {
+      if (ready) void this.reconcile();
+      else this.setState('fallback', 'Redis connection lost');
+    });
+  }
+
+  health(): LimitHealth {
+    return { state: this.state, redisReady: this.redis.ready(), queuedSettlements: this.queue.length, lastError: this.lastError };
+  }
+
+  async reserve(requestId: string, counters: readonly CounterRef[], amounts: Amounts, now: number, opts?: ReserveOptions): Promise<Admission> {
+    // A timeout can switch to the fallback without the connection ever dropping: retry lazily.
+    if (this.state === 'fallback' && this.redis.ready()) void this.reconcile();
+    if (this.state === 'redis') {
+      try {
+        return await this.redis.reserve(requestId, counters, amounts, now, opts);
+      } catch (err) {
+        if (!isUnavailable(err)) throw err;
+        this.setState('fallback', errorText(err));
+      }
+    }
+    if ((opts?.failureMode ?? 'closed') === 'closed') {
+      throw new GatewayError('unavailable', 'rate limits cannot be checked right now (shared counters unreachable); try again shortly');
+    }
+    const admission = await this.fallback.reserve(requestId, counters, amounts, now, opts);
+    if (admission.ok) this.viaFallback.add(admission.id);
+    return admission;
+  }
+
+  async settle(reservation: Reservation, actual: Amounts, now: number): Promise<readonly CounterState[]> {
+    if (this.viaFallback.delete(reservation.id)) return this.fallback.settle(reservation, actual, now);
+    if (this.state === 'redis') {
+      try {
+        return await this.redis.settle(reservation, actual, now);
+      } catch (err) {
+        if (!isUnavailable(err)) throw err;
+        this.setState('fallback', errorText(err));
+      }
+    }
+    this.enqueue({ reservation, actual, now });
+    return reservation.states;
+  }
+
+  async peek(counters: readonly CounterRef[], now: number): Promise<readonly CounterState[]> {
+    if (this.state === 'redis') {
+      try {
+        return await this.redis.peek(counters, now);
+      } catch (err) {
+        if (!isUnavailable(err)) throw err;
+        this.setState('fallback', errorText(err));
+      }
+    }
+    return this.fallback.peek(counters, now);
+  }
+
+  async reset(counterId: string, now: number): Promise<void> {
+    await this.fallback.reset(counterId, now);
+    await this.redis.reset(counterId, now);
+  }
+
+  async close(): Promise<void> {
+    this.unsubscribe();
+    await this.reconciling?.catch(() => {});
+    await this.redis.close();
+    await this.fallback.close();
+  }
+
+  /** Replays missed settlements and hands the fallback's usage to Redis, then switches back. */
+  reconcile(): Promise<void> {
+    this.reconciling ??= this.doReconcile().finally(() => {
+      this.reconciling = null;
+    });
+    return this.reconciling;
+  }
+
+  private async doReconcile(): Promise<void> {
+    try {
+      while (this.queue.length) {
+        const q = this.queue[0]!;
+        await this.redis.settle(q.reservation, q.actual, q.now);
+        this.queue.shift();
+      }
+      await this.redis.addIfExists(this.fallback.drain());
+      this.setState('redis', null);
+    } catch (err) {
+      this.lastError = errorText(err);
+    }
+  }
+
+  private enqueue(q: Queued): void {
+    this.queue.push(q);
+    const max = this.opts.maxQueued ?? 100_000;
+    if (this.queue.length > max) {
+      this.queue.shift();
+      this.lastError = `settlement queue full (${max}): the oldest settlement was dropped, its reservation stands until it expires`;
+      this.opts.onStateChange?.(this.state, this.health());
+    }
+  }
+
+  private setState(state: LimitState, error: string | null): void {
+    if (error !== null) this.lastError = error;
+    if (state === 'redis') this.lastError = null;
+    if (this.state === state) return;
+    this.state = state;
+    this.opts.onStateChange?.(state, this.health());
+  }
+}
+
+const isUnavailable = (err: unknown) => isGatewayError(err) && err.code === 'unavailable';
+const errorText = (err: unknown) => (err instanceof Error ? err.message : String(err));

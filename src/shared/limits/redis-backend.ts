@@ -1,0 +1,233 @@
+// Counters in Redis, shared by every proxy instance. Reserve and settle are one Lua script each
+// (redis-scripts.ts), so limits hold across instances exactly as they do in one process.
+import { createHash, randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { GatewayError } from '../errors.js';
+import { amountFor, bucketOf, calendarResetAt, counterState, denial, minBucket, rollingEmptyAt } from './accounting.js';
+import { ADD_IF_EXISTS_LUA, RESERVE_LUA, SETTLE_LUA } from './redis-scripts.js';
+import type { Admission, Amounts, CounterRef, CounterSeeder, CounterState, LimitBackend, Reservation, ReserveOptions } from './types.js';
+import { BUCKET_MS, calendarEnd, effectiveSince, isRolling, ROLLING_MS, rollingFreeAt } from './windows.js';
+
+export interface RedisLimitOptions {
+  url: string;
+  /** Key prefix, to share one Redis between gateways or tests (default 'gw:'). */
+  prefix?: string;
+  /** Seeds a calendar/total counter whose key is absent (first use, or an emptied Redis). */
+  seeder?: CounterSeeder;
+  /** How long an unsettled reservation keeps counting before it expires (default 15 min). */
+  reservationTtlMs?: number;
+  /** Per-command timeout (default 1000 ms); past it the call fails as unavailable. */
+  commandTimeoutMs?: number;
+}
+
+type Reply = (number | string)[];
+const rollingTtl = (c: CounterRef) => ROLLING_MS[c.window]! + BUCKET_MS[c.window]! + 60_000;
+const sha1 = (s: string) => createHash('sha1').update(s).digest('hex');
+
+export class RedisLimitBackend implements LimitBackend {
+  readonly client: Redis;
+  private readonly prefix: string;
+  private readonly ttl: number;
+  private readonly listeners = new Set<(ready: boolean) => void>();
+
+  constructor(private readonly opts: RedisLimitOptions) {
+    this.prefix = opts.prefix ?? 'gw:';
+    this.ttl = opts.reservationTtlMs ?? 15 * 60_000;
+    // Fail fast while disconnected instead of queueing: the caller applies the failure mode.
+    this.client = new Redis(opts.url, {
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      commandTimeout: opts.commandTimeoutMs ?? 1000,
+      connectTimeout: 2000,
+      retryStrategy: (times) => Math.min(50 * times, 1000),
+    });
+    this.client.on('error', () => {});
+    this.client.on('ready', () => this.emit(true));
+    this.client.on('close', () => this.emit(false));
+  }
+
+  /** Whether commands can be sent now. */
+  ready(): boolean {
+    return this.client.status === 'ready';
+  }
+
+  /** Resolves once connected (or rejects after `timeoutMs`). */
+  async waitReady(timeoutMs = 5000): Promise<void> {
+    const start = Date.now();
+    while (!this.ready()) {
+      if (Date.now() - start > timeoutMs) throw new GatewayError('unavailable', `Redis at ${this.opts.url} is not reachable`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  /** Called with true when Redis becomes reachable, false when the connection drops. */
+  onStateChange(listener: (ready: boolean) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  async reserve(requestId: string, counters: readonly CounterRef[], amounts: Amounts, now: number, opts?: ReserveOptions): Promise<Admission> {
+    const id = `${requestId}:${randomBytes(4).toString('hex')}`;
+    const reply = await this.run('reserve', id, counters, amounts, now, opts?.failureMode ?? 'closed');
+    if (reply[0] === 0) {
+      const i = Number(reply[1]) - 1;
+      const c = counters[i]!;
+      return denial(c, Number(reply[2]), this.freeAt(c, reply, amounts, now), now);
+    }
+    const used = reply.slice(1).map(Number);
+    return {
+      ok: true,
+      id,
+      counters,
+      reserved: { ...amounts },
+      reservedAt: now,
+      states: counters.map((c, i) => this.state(c, used[i]! + amountFor(c, amounts), now, now)),
+    };
+  }
+
+  async settle(reservation: Reservation, actual: Amounts, now: number): Promise<readonly CounterState[]> {
+    const { counters, reservedAt } = reservation;
+    const keys = [`${this.prefix}done:${reservation.id}`];
+    const args: (string | number)[] = [reservation.id, this.ttl * 2, counters.length];
+    for (const c of counters) {
+      keys.push(...this.keysOf(c, reservedAt));
+      const rolling = isRolling(c.window);
+      args.push(
+        rolling ? 'r' : 'c',
+        amountFor(c, actual),
+        rolling ? bucketOf(c, reservedAt) : 0,
+        rolling ? 0 : this.expireAt(c, reservedAt),
+        rolling ? rollingTtl(c) : 0,
+        amountFor(c, reservation.reserved),
+      );
+    }
+    await this.eval(SETTLE_LUA, keys, args);
+    return this.peek(counters, now);
+  }
+
+  async peek(counters: readonly CounterRef[], now: number): Promise<readonly CounterState[]> {
+    const reply = await this.run('peek', 'peek', counters, { requests: 0, tokens: 0, cost: 0 }, now, 'open');
+    return counters.map((c, i) => this.state(c, Number(reply[i + 1]), now, null));
+  }
+
+  /** Zeroes a counter: committed usage and in-flight reservations, in every window. */
+  async reset(counterId: string, _now: number): Promise<void> {
+    const glob = counterId.replace(/[*?[\]\\]/g, '\\$&');
+    const doomed = ['r', 'pz', 'ph'].map((k) => `${this.prefix}${k}:${counterId}`);
+    for (const kind of ['c', 'pz', 'ph']) {
+      let cursor = '0';
+      do {
+        const [next, found] = await this.call(() => this.client.scan(cursor, 'MATCH', `${this.prefix}${kind}:${glob}:*`, 'COUNT', 500));
+        cursor = next;
+        doomed.push(...found);
+      } while (cursor !== '0');
+    }
+    await this.call(() => this.client.del(...doomed));
+  }
+
+  /** Adds usage counted elsewhere (a fallback period) to calendar/total keys that exist. */
+  async addIfExists(items: readonly { counter: CounterRef; since: number; used: number }[]): Promise<void> {
+    if (!items.length) return;
+    const keys = items.map((x) => `${this.prefix}c:${x.counter.id}:${x.since}`);
+    await this.eval(ADD_IF_EXISTS_LUA, keys, items.map((x) => x.used));
+  }
+
+  async close(): Promise<void> {
+    this.listeners.clear();
+    this.client.disconnect();
+  }
+
+  private async run(mode: 'reserve' | 'peek', id: string, counters: readonly CounterRef[], amounts: Amounts, now: number, failureMode: 'closed' | 'open'): Promise<Reply> {
+    let allowMissing = !this.opts.seeder;
+    for (let attempt = 0; ; attempt++) {
+      const keys: string[] = [];
+      const args: (string | number)[] = [mode, now, id, now + this.ttl, this.ttl * 2, counters.length];
+      for (const c of counters) {
+        keys.push(...this.keysOf(c, now));
+        const rolling = isRolling(c.window);
+        args.push(
+          rolling ? 'r' : 'c',
+          c.max,
+          amountFor(c, amounts),
+          rolling ? minBucket(c, now) : allowMissing ? 1 : 0,
+          rolling ? bucketOf(c, now) : 0,
+          rolling ? rollingTtl(c) : 0,
+        );
+      }
+      const reply = await this.eval(RESERVE_LUA, keys, args);
+      if (reply[0] !== -1) return reply;
+      try {
+        await this.seed(reply.slice(1).map((i) => counters[Number(i) - 1]!), now);
+      } catch (cause) {
+        if (failureMode === 'closed') throw new GatewayError('store_unavailable', 'usage counters cannot be seeded: the store is unreachable', { cause });
+        allowMissing = true;
+      }
+      if (attempt >= 1) allowMissing = true;
+    }
+  }
+
+  private async seed(counters: readonly CounterRef[], now: number): Promise<void> {
+    const seeds = await Promise.all(counters.map((c) => this.opts.seeder!(c, now)));
+    await this.call(() => {
+      const m = this.client.multi();
+      counters.forEach((c, i) => {
+        const key = this.keysOf(c, now)[0]!;
+        const at = this.expireAt(c, now);
+        // NX: another instance may have seeded (and counted on) this key meanwhile.
+        if (at > 0) m.set(key, seeds[i]!, 'PXAT', at, 'NX');
+        else m.set(key, seeds[i]!, 'NX');
+      });
+      return m.exec();
+    });
+  }
+
+  /** Calendar/total keys carry their window start, so a new day or a quota reset starts from fresh keys. */
+  private keysOf(c: CounterRef, at: number): [string, string, string] {
+    const window = isRolling(c.window) ? c.id : `${c.id}:${effectiveSince(c.window, c.since, at)}`;
+    return [`${this.prefix}${isRolling(c.window) ? 'r' : 'c'}:${window}`, `${this.prefix}pz:${window}`, `${this.prefix}ph:${window}`];
+  }
+
+  /** Calendar keys outlive their window by a day, so a late settlement still lands; total keys never expire. */
+  private expireAt(c: CounterRef, at: number): number {
+    const end = c.metric === 'credits' ? null : calendarEnd(c.window, at);
+    return end === null ? 0 : end + 86_400_000;
+  }
+
+  private state(c: CounterRef, used: number, now: number, bucketAt: number | null): CounterState {
+    if (!isRolling(c.window)) return counterState(c, used, calendarResetAt(c, now));
+    return counterState(c, used, rollingEmptyAt(c, used > 0 ? bucketOf(c, bucketAt ?? now) : null));
+  }
+
+  private freeAt(c: CounterRef, reply: Reply, amounts: Amounts, now: number): number | null {
+    if (!isRolling(c.window)) return calendarResetAt(c, now);
+    const buckets: [number, number][] = [];
+    for (let j = 4; j + 1 < reply.length; j += 2) buckets.push([Number(reply[j]), Number(reply[j + 1])]);
+    return rollingFreeAt(buckets, Number(reply[3]), amountFor(c, amounts), c.max, c.window);
+  }
+
+  private async eval(script: string, keys: string[], args: (string | number)[]): Promise<Reply> {
+    const sha = sha1(script);
+    return this.call(async () => {
+      try {
+        return (await this.client.evalsha(sha, keys.length, ...keys, ...args)) as Reply;
+      } catch (err) {
+        if (!String(err).includes('NOSCRIPT')) throw err;
+        return (await this.client.eval(script, keys.length, ...keys, ...args)) as Reply;
+      }
+    });
+  }
+
+  /** Connection problems become GatewayError('unavailable'); script errors are bugs and pass through. */
+  private async call<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof Error && err.name === 'ReplyError') throw err;
+      throw new GatewayError('unavailable', 'the shared limit counters (Redis) are unreachable', { cause: err });
+    }
+  }
+
+  private emit(ready: boolean): void {
+    for (const l of this.listeners) l(ready);
+  }
+}

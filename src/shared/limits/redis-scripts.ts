@@ -1,0 +1,150 @@
+// The Lua scripts behind RedisLimitBackend. Each runs atomically in Redis, so check-and-reserve
+// across every counter of a request is one indivisible step for all proxy instances.
+//
+// Per counter, three keys: the committed usage (a string for calendar/total windows, whose name
+// carries the window start; a hash bucket → amount for rolling windows), and the in-flight
+// reservations (a zset reservation → expiry, a hash reservation → amount with a `_sum` field).
+// An in-flight reservation that is never settled (crashed instance) expires and stops counting.
+// Rolling windows need no pending set: a reservation goes straight into the current bucket and
+// leaves the window with it; settlement corrects that bucket by the difference.
+
+/**
+ * KEYS: 3 per counter (base, pending zset, pending hash).
+ * ARGV: mode ('reserve' | 'peek'), now, reservation id, pending expiry (ms epoch), pending key ttl (ms), n,
+ *       then per counter: kind ('r' | 'c'), max, amount, min bucket (r) | allow missing (c: 1/0),
+ *       current bucket (r), rolling key ttl ms (r).
+ * Returns {1, used…} on success, {0, i, used, pinned, idx, amt, idx, amt…} on refusal of
+ * counter i (buckets of a rolling counter, oldest first), or {-1, i…} when calendar/total
+ * counters are missing and must be seeded first.
+ */
+export const RESERVE_LUA = `
+local mode = ARGV[1]
+local now = tonumber(ARGV[2])
+local res = ARGV[3]
+local pexp = tonumber(ARGV[4])
+local pttl = tonumber(ARGV[5])
+local n = tonumber(ARGV[6])
+local used, pinned, missing = {}, {}, {}
+local denied, deniedBuckets = nil, nil
+for i = 1, n do
+  local base, pz, ph = KEYS[3*i-2], KEYS[3*i-1], KEYS[3*i]
+  local o = 6 + (i-1)*6
+  local kind, max, amt, p = ARGV[o+1], tonumber(ARGV[o+2]), tonumber(ARGV[o+3]), tonumber(ARGV[o+4])
+  local expired = redis.call('ZRANGEBYSCORE', pz, '-inf', now)
+  for _, m in ipairs(expired) do
+    local a = redis.call('HGET', ph, m)
+    if a then
+      redis.call('HINCRBY', ph, '_sum', -tonumber(a))
+      redis.call('HDEL', ph, m)
+    end
+  end
+  if #expired > 0 then redis.call('ZREMRANGEBYSCORE', pz, '-inf', now) end
+  local pend = tonumber(redis.call('HGET', ph, '_sum') or '0')
+  local b = 0
+  local buckets = {}
+  if kind == 'r' then
+    local all = redis.call('HGETALL', base)
+    for j = 1, #all, 2 do
+      local idx = tonumber(all[j])
+      if idx < p then
+        redis.call('HDEL', base, all[j])
+      else
+        local a = tonumber(all[j+1])
+        b = b + a
+        table.insert(buckets, {idx, a})
+      end
+    end
+  else
+    local v = redis.call('GET', base)
+    if v then b = tonumber(v) elseif p == 0 then table.insert(missing, i) end
+  end
+  used[i] = b + pend
+  pinned[i] = pend
+  if mode == 'reserve' and denied == nil and (used[i] + amt > max or used[i] >= max) then
+    denied = i
+    deniedBuckets = buckets
+  end
+end
+if #missing > 0 then
+  local out = {-1}
+  for _, i in ipairs(missing) do table.insert(out, i) end
+  return out
+end
+if denied then
+  table.sort(deniedBuckets, function(x, y) return x[1] < y[1] end)
+  local out = {0, denied, used[denied], pinned[denied]}
+  for _, bk in ipairs(deniedBuckets) do
+    table.insert(out, bk[1])
+    table.insert(out, bk[2])
+  end
+  return out
+end
+if mode == 'reserve' then
+  for i = 1, n do
+    local o = 6 + (i-1)*6
+    local kind, amt = ARGV[o+1], tonumber(ARGV[o+3])
+    if amt > 0 and kind == 'r' then
+      redis.call('HINCRBY', KEYS[3*i-2], ARGV[o+5], amt)
+      redis.call('PEXPIRE', KEYS[3*i-2], tonumber(ARGV[o+6]))
+    elseif amt > 0 then
+      local pz, ph = KEYS[3*i-1], KEYS[3*i]
+      redis.call('HSET', ph, res, amt)
+      redis.call('HINCRBY', ph, '_sum', amt)
+      redis.call('ZADD', pz, pexp, res)
+      redis.call('PEXPIRE', ph, pttl)
+      redis.call('PEXPIRE', pz, pttl)
+    end
+  end
+end
+local out = {1}
+for i = 1, n do table.insert(out, used[i]) end
+return out
+`;
+
+/**
+ * KEYS: the settled marker, then 3 per counter (base, pending zset, pending hash).
+ * ARGV: reservation id, marker ttl (ms), n, then per counter: kind, actual, bucket (r) | 0,
+ *       expire-at for a new calendar key (ms epoch, 0 = never), rolling key ttl (ms), reserved.
+ * Returns 1 when settled now, 0 when it had been settled before (idempotent).
+ */
+export const SETTLE_LUA = `
+if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', tonumber(ARGV[2])) then return 0 end
+local res = ARGV[1]
+local n = tonumber(ARGV[3])
+for i = 1, n do
+  local base, pz, ph = KEYS[3*i-1], KEYS[3*i], KEYS[3*i+1]
+  local o = 3 + (i-1)*6
+  local kind, actual, slot, at, rttl, reserved = ARGV[o+1], tonumber(ARGV[o+2]), ARGV[o+3], tonumber(ARGV[o+4]), tonumber(ARGV[o+5]), tonumber(ARGV[o+6])
+  if kind == 'r' then
+    -- Only while the bucket is still in the window; a gone bucket no longer counts anyway.
+    local cur = redis.call('HGET', base, slot)
+    if cur and actual ~= reserved then
+      redis.call('HSET', base, slot, math.max(0, tonumber(cur) + actual - reserved))
+    end
+  else
+    local a = redis.call('HGET', ph, res)
+    if a then
+      redis.call('HINCRBY', ph, '_sum', -tonumber(a))
+      redis.call('HDEL', ph, res)
+      redis.call('ZREM', pz, res)
+    end
+    if actual > 0 then
+      redis.call('INCRBY', base, actual)
+      if at > 0 and redis.call('PTTL', base) == -1 then redis.call('PEXPIREAT', base, at) end
+    end
+  end
+end
+return 1
+`;
+
+/** KEYS: calendar/total keys. ARGV: amounts. Adds each amount only where the key exists (fallback reconciliation). */
+export const ADD_IF_EXISTS_LUA = `
+local added = 0
+for i = 1, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    redis.call('INCRBY', KEYS[i], tonumber(ARGV[i]))
+    added = added + 1
+  end
+end
+return added
+`;

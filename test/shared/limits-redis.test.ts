@@ -1,0 +1,134 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { FailoverLimitBackend, type LimitState } from '../../src/shared/limits/failover-backend.js';
+import { MemoryLimitBackend } from '../../src/shared/limits/memory-backend.js';
+import { RedisLimitBackend } from '../../src/shared/limits/redis-backend.js';
+import { REDIS_URL } from '../helpers/stores.js';
+import { amt, counter, limitBackendContract, reserved } from './limits-contract.js';
+
+const prefix = () => `gwtest:${Math.random().toString(36).slice(2)}:`;
+
+async function connected(b: RedisLimitBackend): Promise<RedisLimitBackend> {
+  try {
+    await b.waitReady(5000);
+  } catch {
+    throw new Error(`Redis is not reachable at ${REDIS_URL}: start it with 'eval "$(test/scripts/services.sh start)"'`);
+  }
+  return b;
+}
+
+limitBackendContract('redis (two instances on separate connections)', async (opts) => {
+  const p = prefix();
+  const a = await connected(new RedisLimitBackend({ url: REDIS_URL, prefix: p, seeder: opts?.seeder }));
+  const b = await connected(new RedisLimitBackend({ url: REDIS_URL, prefix: p, seeder: opts?.seeder }));
+  return {
+    backends: [a, b],
+    close: async () => {
+      await a.close();
+      await b.close();
+    },
+  };
+});
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+const T0 = Date.UTC(2030, 5, 10, 12);
+
+describe('redis limit backend', () => {
+  it('stops counting a reservation that is never settled once it expires', async () => {
+    const b = await connected(new RedisLimitBackend({ url: REDIS_URL, prefix: prefix(), reservationTtlMs: 1000 }));
+    cleanups.push(() => b.close());
+    const c = counter('tokens', 'total', 1000);
+    reserved(await b.reserve('crashed', [c], amt(800), T0));
+    expect((await b.reserve('blocked', [c], amt(800), T0 + 500)).ok).toBe(false);
+    reserved(await b.reserve('later', [c], amt(800), T0 + 1001));
+  });
+
+  it('settles once even when both instances settle the same reservation', async () => {
+    const p = prefix();
+    const a = await connected(new RedisLimitBackend({ url: REDIS_URL, prefix: p }));
+    const b = await connected(new RedisLimitBackend({ url: REDIS_URL, prefix: p }));
+    cleanups.push(() => a.close(), () => b.close());
+    const c = counter('cost', 'month', 1_000_000);
+    const r = reserved(await a.reserve('req', [c], amt(1, 1, 5000), T0));
+    await a.settle(r, amt(1, 1, 1234), T0 + 10);
+    await b.settle(r, amt(1, 1, 1234), T0 + 20);
+    expect((await b.peek([c], T0 + 30))[0]!.used).toBe(1234);
+  });
+});
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function startRedis(port: number): Promise<ChildProcess> {
+  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  const probe = new RedisLimitBackend({ url: `redis://127.0.0.1:${port}` });
+  try {
+    await probe.waitReady(5000);
+  } finally {
+    await probe.close();
+  }
+  return proc;
+}
+
+async function stop(proc: ChildProcess): Promise<void> {
+  const exited = new Promise((r) => proc.once('exit', r));
+  proc.kill('SIGTERM');
+  await exited;
+}
+
+async function until(cond: () => boolean, ms = 5000): Promise<void> {
+  const start = Date.now();
+  while (!cond()) {
+    if (Date.now() - start > ms) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('redis failover', () => {
+  it('refuses closed orgs, serves open orgs locally while Redis is down, and reconciles when it returns', async () => {
+    const port = await freePort();
+    let proc = await startRedis(port);
+    cleanups.push(() => {
+      if (proc.exitCode === null) proc.kill('SIGKILL');
+    });
+    const redis = await connected(new RedisLimitBackend({ url: `redis://127.0.0.1:${port}`, commandTimeoutMs: 300 }));
+    const states: LimitState[] = [];
+    const f = new FailoverLimitBackend(redis, new MemoryLimitBackend(), { onStateChange: (s) => states.push(s) });
+    cleanups.push(() => f.close());
+    const c = counter('tokens', 'total', 1000);
+
+    const before = reserved(await f.reserve('r1', [c], amt(100), T0));
+    await stop(proc);
+    await until(() => !redis.ready());
+    await expect(redis.reserve('direct', [c], amt(1), T0)).rejects.toMatchObject({ code: 'unavailable' });
+    const started = Date.now();
+    await expect(f.reserve('closed', [c], amt(1), T0)).rejects.toMatchObject({ code: 'unavailable' });
+    expect(Date.now() - started).toBeLessThan(1000);
+    const local = reserved(await f.reserve('open', [c], amt(200), T0, { failureMode: 'open' }));
+    await f.settle(local, amt(150), T0 + 1);
+    await f.settle(before, amt(80), T0 + 2);
+    expect(f.health()).toMatchObject({ state: 'fallback', redisReady: false, queuedSettlements: 1 });
+
+    proc = await startRedis(port);
+    await until(() => f.health().state === 'redis');
+    expect(states).toEqual(['fallback', 'redis']);
+    expect(f.health()).toMatchObject({ queuedSettlements: 0, lastError: null });
+    // The missed settlement (80) and the fallback period (150) both reached the shared counter.
+    expect((await f.peek([c], T0 + 3))[0]!.used).toBe(230);
+    reserved(await f.reserve('after', [c], amt(770), T0 + 4));
+    expect((await f.reserve('over', [c], amt(1), T0 + 5)).ok).toBe(false);
+  });
+});
