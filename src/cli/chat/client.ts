@@ -78,10 +78,18 @@ export class GatewayClient {
   }
 
   async stream(req: ChatRequest, hooks: StreamHooks): Promise<ChatReply> {
-    const res = await this.send('POST', '/chat/completions', body(req, true), hooks.signal);
+    const reply: ChatReply = { content: '', model: req.model, finishReason: null, usage: null, gatewayUsage: null, rateLimit: rateLimitFrom({}), requestId: null, interrupted: false };
+    let res: Awaited<ReturnType<GatewayClient['send']>>;
+    try {
+      res = await this.send('POST', '/chat/completions', body(req, true), hooks.signal);
+    } catch (err) {
+      // Stopped before the first byte: an empty, interrupted answer, not a failure.
+      if (hooks.signal?.aborted) return { ...reply, interrupted: true };
+      throw err;
+    }
     if (res.statusCode >= 400) throw proxyError(res.statusCode, await readJson(res.body, res.headers), res.headers);
-    const rateLimit = rateLimitFrom(res.headers);
-    const reply: ChatReply = { content: '', model: req.model, finishReason: null, usage: null, gatewayUsage: null, rateLimit, requestId: header(res.headers, 'x-request-id'), interrupted: false };
+    reply.rateLimit = rateLimitFrom(res.headers);
+    reply.requestId = header(res.headers, 'x-request-id');
     try {
       for await (const event of readSse(res.body)) {
         if (event.error) throw proxyError(502, { error: event.error }, {}, 'the answer broke off');
@@ -97,12 +105,16 @@ export class GatewayClient {
     } catch (err) {
       if (!hooks.signal?.aborted) throw err instanceof GatewayError ? err : connectionError(this.baseUrl, err);
       reply.interrupted = true;
+    } finally {
+      // Whatever follows [DONE] must be read, or the connection stays busy and close() waits.
+      await res.body.dump().catch(() => {});
     }
     return reply;
   }
 
+  /** Drops every connection at once: nothing is in flight when chat ends, so nothing is lost. */
   async close(): Promise<void> {
-    await this.agent.close();
+    await this.agent.destroy();
   }
 
   private async getJson(path: string): Promise<unknown> {
