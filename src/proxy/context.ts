@@ -36,6 +36,7 @@ export interface HealthReport {
   ready: boolean;
   snapshot: { version: number; age_seconds: number; last_error: string | null };
   store: 'ok' | 'unreachable';
+  counters: string;
   usage_pending: number;
   draining: boolean;
 }

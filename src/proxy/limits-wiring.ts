@@ -3,8 +3,9 @@
 // each reload, so requests never wait for a seeding read.
 import type { Logger } from 'pino';
 import type { Store } from '../shared/db/store.js';
-import { GatewayError } from '../shared/errors.js';
+import { FailoverLimitBackend } from '../shared/limits/failover-backend.js';
 import { MemoryLimitBackend } from '../shared/limits/memory-backend.js';
+import { RedisLimitBackend } from '../shared/limits/redis-backend.js';
 import { storeSeeder } from '../shared/limits/store-seeder.js';
 import type { CounterRef, LimitBackend } from '../shared/limits/types.js';
 import { counterId, creditCounterId, sinceFor } from '../shared/snapshot/counters.js';
@@ -12,9 +13,30 @@ import type { Snapshot } from '../shared/snapshot/types.js';
 import type { ScopeType } from '../shared/services/limits.js';
 import type { ProxyConfig } from './config.js';
 
-export async function createLimitBackend(config: ProxyConfig, store: Store, snapshot: () => Snapshot, _log: Logger): Promise<LimitBackend> {
-  if (config.redisUrl) throw new GatewayError('usage_error', 'Redis counters are not available in this build yet');
-  return new MemoryLimitBackend({ seeder: storeSeeder(store, snapshot) });
+export interface WiredLimits {
+  limits: LimitBackend;
+  /** Null when all is well; otherwise why the shared counters are not in use. */
+  problem(): string | null;
+}
+
+/**
+ * One instance: counters in memory, seeded from the store. With --redis: counters in Redis
+ * shared by every instance, falling back per org failure mode when Redis is unreachable.
+ */
+export async function createLimitBackend(config: ProxyConfig, store: Store, snapshot: () => Snapshot, log: Logger): Promise<WiredLimits> {
+  const seeder = storeSeeder(store, snapshot);
+  const memory = new MemoryLimitBackend({ seeder });
+  if (!config.redisUrl) return { limits: memory, problem: () => null };
+  const redis = new RedisLimitBackend({ url: config.redisUrl, prefix: config.redisPrefix, seeder });
+  try {
+    await redis.waitReady(3_000);
+  } catch {
+    log.warn('Redis is not reachable at start: fail-closed orgs get 503, fail-open orgs use local counters until it is');
+  }
+  const limits = new FailoverLimitBackend(redis, memory, {
+    onStateChange: (state, health) => log.warn({ ...health }, state === 'redis' ? 'shared counters back in use' : 'shared counters unreachable: failure modes apply'),
+  });
+  return { limits, problem: () => (limits.health().state === 'redis' ? null : (limits.health().lastError ?? 'Redis unreachable')) };
 }
 
 export function snapshotCounters(snapshot: Snapshot, now: number): CounterRef[] {
