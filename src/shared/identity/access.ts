@@ -36,6 +36,7 @@ export interface Decision {
 }
 
 const ALLOWED: Decision = { fill: {} };
+const DELEGABLE: readonly string[] = ['org-admin', 'gateway-user'];
 
 interface Touched {
   target: Target;
@@ -56,8 +57,9 @@ export async function authorize(p: Principal, req: Requirement, what: string, se
   if (req.level === 'public' || req.level === 'signed-in' || p.roles.includes('gateway-admin')) return ALLOWED;
   const needAdmin = `\`${what}\` requires the gateway-admin role (${p.username} ${held(p)})`;
   if (req.level === 'admin') throw forbidden(needAdmin);
-  const grantsAdmin = req.targets.some((t) => t.kind === 'role' && t.ref === 'gateway-admin');
-  if (grantsAdmin) throw forbidden(`granting gateway-admin requires the gateway-admin role (${p.username} ${held(p)})`);
+  // org-admin hands out at most its own powers; any other realm role (gateway-admin first) is a gateway-admin's call.
+  const grants = req.targets.find((t) => t.kind === 'role' && t.ref !== undefined && !DELEGABLE.includes(t.ref));
+  if (grants) throw forbidden(`changing role ${grants.ref} requires the gateway-admin role (${p.username} ${held(p)})`);
   const ctx = await services();
   if (p.roles.includes('org-admin')) return asOrgAdmin(p, req.targets, what, ctx);
   if (req.level === 'self' && p.roles.includes('gateway-user')) return asUser(p, req.targets, what, ctx);
