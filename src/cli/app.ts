@@ -6,12 +6,14 @@ import type { BundledAssets } from '../shared/db/bundled-assets.js';
 import { openStore, type Store } from '../shared/db/store.js';
 import { usageError } from '../shared/errors.js';
 import { authorize } from '../shared/identity/access.js';
+import { userDirectory } from '../shared/identity/directory.js';
 import { localPrincipal, type Principal } from '../shared/identity/principal.js';
 import { SessionStore, sessionFile } from '../shared/identity/session-store.js';
 import { type KeycloakSettings, keycloakSettings } from '../shared/identity/settings.js';
 import { KeycloakSignIn } from '../shared/identity/sign-in.js';
 import { loadMasterKey } from '../shared/master-key.js';
 import type { ServiceContext } from '../shared/services/context.js';
+import type { UserDirectory } from '../shared/services/users.js';
 import { commandPath, requirementOf } from './access-policy.js';
 import type { CliIO } from './io.js';
 import { Output } from './output.js';
@@ -121,6 +123,11 @@ export class App {
     if (req.level === 'public') return;
     const decision = await authorize(await this.principal(), req, commandPath(cmd), () => this.services(cmd));
     Object.assign(opts, decision.fill);
+  }
+
+  /** Users in the Keycloak realm when configured, else the store's local users. */
+  async userDirectory(cmd: Command): Promise<UserDirectory> {
+    return userDirectory(await this.services(cmd), this.keycloak());
   }
 
   async close(): Promise<void> {

@@ -2,7 +2,7 @@
 // terminal, or given as --keys revoke | --keys reassign --to <user> (else exit 2).
 import type { Command } from 'commander';
 import { GatewayError, usageError } from '../../../shared/errors.js';
-import { type KeyDisposition, localDirectory } from '../../../shared/services/users.js';
+import type { KeyDisposition } from '../../../shared/services/users.js';
 import { action, type Run } from '../../action.js';
 import type { App } from '../../app.js';
 import { choiceArg } from '../../parse.js';
@@ -41,7 +41,7 @@ export function registerUsersDelete(users: Command, app: App): void {
     .action(
       action(app, async (run: Run, ref: string, flags: DeleteFlags) => {
         const { cmd, out, prompt } = run;
-        const dir = localDirectory(await app.services(cmd));
+        const dir = await app.userDirectory(cmd);
         const user = await dir.get(ref);
         const keys = await dir.liveKeys(user.id);
         if (flags.to && flags.keys !== 'reassign') throw usageError('--to goes with --keys reassign', 'to');

@@ -1,12 +1,13 @@
 // gatewayctl users …: local users in the store, behind the UserDirectory interface so a Keycloak
 // directory can take over the same commands.
 import type { Command } from 'commander';
-import { type UserDirectory, type UserInput, localDirectory, ROLES } from '../../../shared/services/users.js';
+import { type UserDirectory, type UserInput, ROLES } from '../../../shared/services/users.js';
 import type { User } from '../../../shared/db/schema.js';
 import { action, type Run } from '../../action.js';
 import type { App } from '../../app.js';
 import { choiceArg, listArg } from '../../parse.js';
 import { registerUsersDelete } from './delete.js';
+import { registerUsersSync } from './sync.js';
 import { showUser, userView } from './views.js';
 
 interface UserFlags {
@@ -32,7 +33,7 @@ const roleHelp = `role(s), comma-separated: ${ROLES.join(', ')}`;
 /** One verb that changes a user and prints it. */
 function mutation(app: App, verb: (dir: UserDirectory, ref: string, arg: string) => Promise<User>, done: (u: User, arg: string) => string) {
   return action(app, async ({ cmd, out }: Run, ref: string, arg: string) => {
-    const user = await verb(localDirectory(await app.services(cmd)), ref, arg);
+    const user = await verb(await app.userDirectory(cmd), ref, arg);
     out.result(userView(user), () => out.success(done(user, arg)));
   });
 }
@@ -48,7 +49,7 @@ export function registerUsers(program: Command, app: App): void {
     .description('list users')
     .action(
       action(app, async ({ cmd, out }: Run, flags: { org?: string; status?: string; role?: string }) => {
-        const rows = await localDirectory(await app.services(cmd)).list(flags);
+        const rows = await (await app.userDirectory(cmd)).list(flags);
         out.result(rows.map(userView), () =>
           out.table(['id', 'username', 'email', 'org', 'status', 'roles', 'groups'], rows.map((u) => [u.id, u.username, u.email, u.orgId, u.status, u.roles.join(','), u.groups.join(',')])),
         );
@@ -67,7 +68,7 @@ export function registerUsers(program: Command, app: App): void {
     .action(
       action(app, async ({ cmd, out, prompt }: Run, name: string | undefined, flags: UserFlags) => {
         const username = name ?? (await prompt.text('<username>', 'Username'));
-        const user = await localDirectory(await app.services(cmd)).create(username, userInput(flags));
+        const user = await (await app.userDirectory(cmd)).create(username, userInput(flags));
         out.result(userView(user), () => out.success(`user ${out.c.bold(user.username)} created (${user.id})`));
       }),
     );
@@ -78,7 +79,7 @@ export function registerUsers(program: Command, app: App): void {
     .description('show one user')
     .action(
       action(app, async ({ cmd, out }: Run, ref: string) => {
-        const view = userView(await localDirectory(await app.services(cmd)).get(ref));
+        const view = userView(await (await app.userDirectory(cmd)).get(ref));
         out.result(view, () => showUser(out, view));
       }),
     );
@@ -94,12 +95,13 @@ export function registerUsers(program: Command, app: App): void {
     .description("change a user's details")
     .action(
       action(app, async ({ cmd, out }: Run, ref: string, flags: UserFlags) => {
-        const user = await localDirectory(await app.services(cmd)).update(ref, userInput(flags));
+        const user = await (await app.userDirectory(cmd)).update(ref, userInput(flags));
         out.result(userView(user), () => out.success(`user ${user.username} updated`));
       }),
     );
 
   registerUsersDelete(users, app);
+  registerUsersSync(users, app);
 
   users
     .command('enable')
