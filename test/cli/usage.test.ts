@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Readable, Writable } from 'node:stream';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { run } from '../../src/cli/main.js';
 import { cliFor, tempDir } from '../helpers/cli.js';
 import { DIALECTS, freshStoreUrl } from '../helpers/stores.js';
 import { rng, type SeedEvent, seedUsage } from './usage-fixtures.js';
@@ -36,10 +38,11 @@ describe.each(DIALECTS)('gatewayctl usage, keys usage, stats and audit on %s', (
   let keys: string[];
   let users: string[];
   let orgs: string[];
+  let url: string;
   const now = Date.now();
 
   beforeAll(async () => {
-    const url = await freshStoreUrl(dialect);
+    url = await freshStoreUrl(dialect);
     gw = cliFor(url);
     await gw(['init']);
     orgs = [];
@@ -146,6 +149,37 @@ describe.each(DIALECTS)('gatewayctl usage, keys usage, stats and audit on %s', (
     expect(rows.length - 1).toBe(events.filter((e) => e.ts.getTime() >= cut && e.orgId === orgs[0]).length);
     expect((await gw(['usage', 'export', '--json'])).code).toBe(2);
     expect((await gw(['usage', 'export', '--format', 'xml'])).code).toBe(2);
+  });
+
+  it('usage export to a slow stdout waits for drain: never more than about one page is buffered', async () => {
+    let maxBuffered = 0;
+    let bytes = 0;
+    const slow = new Writable({
+      highWaterMark: 16 * 1024,
+      write(chunk: Buffer, _enc, done) {
+        bytes += chunk.length;
+        setTimeout(done, 2);
+      },
+    });
+    const write = slow.write.bind(slow);
+    slow.write = ((chunk: string) => {
+      const ok = write(chunk);
+      maxBuffered = Math.max(maxBuffered, slow.writableLength);
+      return ok;
+    }) as typeof slow.write;
+    const code = await run(['--db', url, 'usage', 'export', '--format', 'jsonl'], {
+      stdout: slow,
+      stderr: { write: () => true },
+      stdin: Readable.from([]),
+      env: { USER: 'tester' },
+      cwd: tempDir(),
+      interactive: false,
+      stdoutIsTTY: false,
+    });
+    expect(code).toBe(0);
+    await new Promise<void>((resolve) => slow.end(resolve));
+    // 3000 events in pages of 1000: a writer that ignored backpressure would hold them all at once.
+    expect(maxBuffered).toBeLessThan(bytes / 2);
   });
 
   it('keys usage pages through recent events with a cursor; keys usage-summary gives today, month and all time', async () => {
