@@ -5,7 +5,7 @@ import pino, { type Logger } from 'pino';
 import { readEnv } from '../shared/config.js';
 import type { BundledAssets } from '../shared/db/bundled-assets.js';
 import { openStore, type Store } from '../shared/db/store.js';
-import { GatewayError } from '../shared/errors.js';
+import { GatewayError, isGatewayError } from '../shared/errors.js';
 import type { LimitBackend } from '../shared/limits/types.js';
 import { loadMasterKey } from '../shared/master-key.js';
 import { SnapshotHolder } from '../shared/snapshot/holder.js';
@@ -74,6 +74,9 @@ async function assemble(
   closers: Array<() => Promise<unknown>>,
 ): Promise<RunningProxy> {
   let limits: LimitBackend | null = null;
+  // A reload can fail because the store is down (fail-closed orgs then get 503) or because the
+  // configuration cannot be used (e.g. a key sealed elsewhere): only the first is an outage.
+  let outage = false;
   const holder = await SnapshotHolder.start({
     store,
     masterKey,
@@ -82,7 +85,10 @@ async function assemble(
       log.info({ version: s.version }, 'configuration reloaded');
       if (limits) warmCounters(limits, s, now(), log);
     },
-    onError: (err) => log.warn({ err }, 'configuration reload failed; keeping the last good snapshot'),
+    onError: (err) => {
+      outage = !isGatewayError(err) || err.code === 'store_unavailable';
+      log.warn({ err }, 'configuration reload failed; keeping the last good snapshot');
+    },
   });
   closers.push(() => holder.close());
   const wiredLimits = await createLimitBackend(config, store, () => holder.current(), log);
@@ -128,7 +134,7 @@ async function assemble(
     log,
     now,
     health,
-    storeHealthy: () => holder.health().lastError === null && !wired.failing(),
+    storeHealthy: () => !(outage && holder.health().lastError !== null) && !wired.failing(),
     accepting: () => wired.sink.accepting(),
   };
   proxy = createProxyServer(deps);
