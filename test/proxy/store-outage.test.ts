@@ -1,0 +1,73 @@
+// With the store unreachable, the request path keeps working from memory: fail-open orgs are
+// served from the snapshot (which proves the request path makes no database read), fail-closed
+// orgs get 503, and usage events wait in memory until the store is back: none is lost.
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PG_ADMIN_URL } from '../helpers/stores.js';
+import { call, chat, createKey, createOrg, type Harness, hello, startHarness, synced, waitForEvents } from './harness.js';
+
+let h: Harness;
+let dbName: string;
+const M = 'mock/gpt-4o-mini';
+
+async function admin(sql: string): Promise<void> {
+  const c = new pg.Client({ connectionString: PG_ADMIN_URL });
+  await c.connect();
+  try {
+    await c.query(sql);
+  } finally {
+    await c.end();
+  }
+}
+
+/** Cuts the proxy off its database: no new connections, existing ones terminated. */
+async function cutStore(): Promise<void> {
+  await admin(`alter database ${dbName} allow_connections false`);
+  await admin(`select pg_terminate_backend(pid) from pg_stat_activity where datname = '${dbName}' and pid <> pg_backend_pid()`);
+}
+
+const restoreStore = () => admin(`alter database ${dbName} allow_connections true`);
+
+beforeAll(async () => {
+  h = await startHarness({ dialect: 'postgres', proxy: { pollIntervalMs: 100 } });
+  dbName = new URL(h.db).pathname.slice(1);
+  await createOrg(h.gw, 'open-org', ['--provider', 'mock', '--failure-mode', 'open']);
+  await createOrg(h.gw, 'closed-org', ['--provider', 'mock', '--failure-mode', 'closed']);
+}, 60_000);
+afterAll(async () => {
+  await restoreStore().catch(() => {});
+  await h?.close();
+});
+
+describe('store unreachable', () => {
+  it('serves fail-open orgs from the snapshot, refuses fail-closed orgs with 503, and loses no usage event', async () => {
+    const open = await createKey(h.gw, 'open-org', ['--daily-tokens', '100000', '--rpm', '1000']);
+    const closed = await createKey(h.gw, 'closed-org');
+    await synced();
+    expect((await chat(h.url, open.key, hello(M, { max_tokens: 5 }))).status).toBe(200);
+    expect((await chat(h.url, closed.key, hello(M, { max_tokens: 5 }))).status).toBe(200);
+    await waitForEvents(h.db, open.id, 1);
+
+    await cutStore();
+    await new Promise((r) => setTimeout(r, 500));
+    const ready = await call(h.url, '/readyz');
+    expect(ready.status).toBe(503);
+    expect(ready.json()).toMatchObject({ store: 'unreachable' });
+
+    // Fail-open: every request is answered from memory; any database read would fail now.
+    const served = [];
+    for (let i = 0; i < 20; i++) served.push(await chat(h.url, open.key, hello(M, { max_tokens: 5, stream: i % 2 === 0 })));
+    expect(served.map((r) => r.status)).toEqual(Array(20).fill(200));
+    const refused = await chat(h.url, closed.key, hello(M, { max_tokens: 5 }));
+    expect(refused.status).toBe(503);
+    expect(refused.json()).toMatchObject({ error: { code: 'unavailable', type: 'service_unavailable_error' } });
+    expect(refused.headers['retry-after']).toBe('1');
+    const metrics = (await call(h.url, '/metrics')).text;
+    expect(metrics).toMatch(/gateway_usage_events_pending [1-9]/);
+
+    await restoreStore();
+    const events = await waitForEvents(h.db, open.id, 21, 15_000);
+    expect(events).toHaveLength(21);
+    expect((await chat(h.url, closed.key, hello(M, { max_tokens: 5 }))).status).toBe(200);
+  });
+});
