@@ -1,0 +1,122 @@
+// The HTTP edge: slow clients, broken framing, header injection and unknown routes all get a
+// clear OpenAI-shaped error with a request id; plus the info and operations routes.
+import { connect } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { call, chat, createKey, createOrg, type Harness, hello, startHarness, synced } from './harness.js';
+
+let h: Harness;
+let key: { id: string; key: string };
+
+beforeAll(async () => {
+  h = await startHarness({ proxy: { clientHeadersTimeoutMs: 400, clientRequestTimeoutMs: 400 } });
+  await createOrg(h.gw, 'acme');
+  key = await createKey(h.gw, 'acme', ['--models', 'mock/echo,mock/llama-3-8b', '--daily-tokens', '5000', '--rpm', '100']);
+  await synced();
+}, 60_000);
+afterAll(() => h?.close());
+
+/** Sends raw bytes (optionally in timed parts) and returns everything the server answered. */
+function raw(parts: Array<string | { waitMs: number }>): Promise<string> {
+  const { port } = new URL(h.url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), '127.0.0.1');
+    let answer = '';
+    socket.on('data', (d) => (answer += d.toString()));
+    socket.on('close', () => resolve(answer));
+    socket.on('error', reject);
+    socket.setTimeout(5_000, () => socket.destroy());
+    (async () => {
+      for (const p of parts) {
+        if (typeof p === 'string') socket.write(p);
+        else await new Promise((r) => setTimeout(r, p.waitMs));
+      }
+    })();
+  });
+}
+
+function parse(answer: string): { status: number; headers: string; body: { error: { code: string; message: string } } } {
+  const [head = '', body = ''] = answer.split('\r\n\r\n');
+  return { status: Number(head.split(' ')[1]), headers: head.toLowerCase(), body: JSON.parse(body) };
+}
+
+describe('bad clients', () => {
+  it('answers 408 request_timeout in JSON when the headers arrive too slowly', async () => {
+    const r = parse(await raw(['POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n', { waitMs: 1_500 }]));
+    expect(r.status).toBe(408);
+    expect(r.body.error.code).toBe('request_timeout');
+    expect(r.headers).toContain('x-request-id: req_');
+  });
+
+  it('answers 408 request_timeout in JSON when the body stalls, billing nothing', async () => {
+    const head = `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key.key}\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n`;
+    const r = parse(await raw([head, '{"model":"mock/echo",', { waitMs: 1_500 }]));
+    expect(r.status).toBe(408);
+    expect(r.body.error.code).toBe('request_timeout');
+  });
+
+  it('answers 400 to header injection and malformed framing', async () => {
+    const injected = parse(await raw(['GET /v1/models HTTP/1.1\r\nHost: x\r\nX-Evil: a\rb: c\r\n\r\n']));
+    expect(injected.status).toBe(400);
+    expect(injected.body.error.code).toBe('invalid_request');
+    const garbage = parse(await raw(['HELLO\r\n\r\n']));
+    expect(garbage.status).toBe(400);
+  });
+
+  it('answers 404 not_found for an unknown route, with a request id', async () => {
+    const r = await call(h.url, '/v2/whatever');
+    expect(r.status).toBe(404);
+    expect(r.json()).toEqual({ error: { message: 'Unknown route: GET /v2/whatever', type: 'invalid_request_error', param: null, code: 'not_found' } });
+    expect(r.headers['x-request-id']).toMatch(/^req_/);
+  });
+});
+
+describe('GET /v1/models and GET /v1/usage', () => {
+  it('lists only the models this key may use', async () => {
+    const r = await call(h.url, '/v1/models', { key: key.key });
+    expect(r.status).toBe(200);
+    expect(r.json<{ data: { id: string }[] }>().data.map((m) => m.id)).toEqual(['mock/echo', 'mock/llama-3-8b']);
+    expect((await call(h.url, '/v1/models')).status).toBe(401);
+  });
+
+  it("answers this key's usage and what remains, and a streamed request's charge by id", async () => {
+    const s = await chat(h.url, key.key, hello('mock/echo', { stream: true }));
+    const requestId = String(s.headers['x-request-id']);
+    const usage = await call(h.url, `/v1/usage?request_id=${requestId}`, { key: key.key });
+    expect(usage.status).toBe(200);
+    const body = usage.json<{ key_id: string; request: { request_id: string; total_tokens: number; usage_source: string }; limits: { metric: string; window: string; used: number; remaining: number }[] }>();
+    expect(body.key_id).toBe(key.id);
+    expect(body.request).toMatchObject({ request_id: requestId, usage_source: 'upstream' });
+    const daily = body.limits.find((l) => l.metric === 'tokens' && l.window === 'day')!;
+    expect(daily.used).toBe(body.request.total_tokens);
+    expect(daily.remaining).toBe(5000 - daily.used);
+    const other = await createKey(h.gw, 'acme');
+    await synced();
+    expect((await call(h.url, `/v1/usage?request_id=${requestId}`, { key: other.key })).status).toBe(404);
+  });
+});
+
+describe('operations', () => {
+  it('answers /healthz and /readyz', async () => {
+    expect((await call(h.url, '/healthz')).json()).toEqual({ status: 'ok' });
+    const ready = await call(h.url, '/readyz');
+    expect(ready.status).toBe(200);
+    expect(ready.json()).toMatchObject({ status: 'ready', store: 'ok', counters: 'memory', draining: false });
+  });
+
+  it('exposes requests, tokens, cost, denials, upstream latency and overhead on /metrics', async () => {
+    await chat(h.url, key.key, hello('mock/llama-3-8b', { max_tokens: 5 }));
+    await chat(h.url, key.key, hello('mock/gpt-4o-mini'));
+    const m = await call(h.url, '/metrics');
+    expect(m.headers['content-type']).toContain('text/plain');
+    for (const line of [
+      /gateway_requests_total\{route="chat",status="200"\} \d+/,
+      /gateway_tokens_total\{kind="prompt"\} \d+/,
+      /gateway_cost_usd_total \d/,
+      /gateway_denials_total\{reason="model_not_allowed"\} 1/,
+      /gateway_upstream_latency_seconds_count \d+/,
+      /gateway_overhead_seconds_bucket\{le="0.001"\} \d+/,
+    ]) {
+      expect(m.text).toMatch(line);
+    }
+  });
+});
