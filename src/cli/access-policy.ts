@@ -24,6 +24,9 @@ const ADMIN: Rule = () => ({ level: 'admin' });
 const inOrg = (targets: (a: unknown[], o: Opts) => Target[]): Rule => (a, o) => ({ level: 'org', targets: targets(a, o) });
 const own = (targets: (a: unknown[], o: Opts) => Target[]): Rule => (a, o) => ({ level: 'self', targets: targets(a, o) });
 
+/** Credits are money: attaching them to a key is a gateway-admin's decision, whoever may manage the key. */
+const noCredits = (rule: Rule): Rule => (a, o) => (o.credits !== undefined ? { level: 'admin' } : rule(a, o));
+
 const RULES: Record<string, Rule> = {
   login: PUBLIC,
   logout: PUBLIC,
@@ -34,12 +37,12 @@ const RULES: Record<string, Rule> = {
   'orgs get': inOrg((a) => [org(a[0])]),
   'orgs models list': inOrg((a) => [org(a[0])]),
 
-  'keys create': inOrg((_a, o) => [org(o.org, 'org'), user(o.user), key(o.parent)]),
+  'keys create': noCredits(inOrg((_a, o) => [org(o.org, 'org'), user(o.user), key(o.parent)])),
   'keys list': inOrg((_a, o) => [org(o.org, 'org'), user(o.user)]),
   'keys get': own((a) => [key(a[0])]),
   'keys usage': own((a) => [key(a[0])]),
   'keys usage-summary': own((a) => [key(a[0])]),
-  'keys update': inOrg((a) => [key(a[0])]),
+  'keys update': noCredits(inOrg((a, o) => [key(a[0]), user(o.user)])),
   'keys revoke': inOrg((a) => [key(a[0])]),
   'keys delete': inOrg((a) => [key(a[0])]),
   'keys rotate': inOrg((a) => [key(a[0])]),
@@ -53,7 +56,8 @@ const RULES: Record<string, Rule> = {
   // Credits are money: only a gateway-admin adds them; anyone may read their own balance.
   'credits balance': own((a) => [scope(a[0])]),
   'usage summary': own((_a, o) => [org(o.org, 'org'), key(o.key), user(o.user, 'user')]),
-  'usage export': inOrg((_a, o) => [org(o.org, 'org')]),
+  'usage export': own((_a, o) => [org(o.org, 'org'), key(o.key), user(o.user, 'user')]),
+  'models list': inOrg((_a, o) => [org(o.org, 'org')]),
 
   'users list': inOrg((_a, o) => [org(o.org, 'org')]),
   'users create': inOrg((_a, o) => [org(o.org, 'org'), ...roles(o.role), ...groups(o.group)]),

@@ -191,6 +191,9 @@ describe('who may do what', () => {
       expect(r.errorJson().error.code).toBe('forbidden');
       expect(r.errorJson().error.message).toMatch(/outside olga's org \(acme\).*requires the gateway-admin role/);
     }
+    const credits = await gw(['keys', 'create', '--org', 'acme', '--credits', '5', '--json']);
+    expect(credits.code).toBe(5);
+    expect(credits.errorJson().error.message).toBe('`keys create` requires the gateway-admin role (olga has org-admin)');
     const orgs = await gw(['orgs', 'create', 'gamma', '--json']);
     expect(orgs.code).toBe(5);
     expect(orgs.errorJson().error.message).toBe('`orgs create` requires the gateway-admin role (olga has org-admin)');
