@@ -58,10 +58,8 @@ export async function buildExecutables(opts: BuildOptions): Promise<BuildResult>
   const { version, commit } = await versionInfo();
   const assets = await writeAssets(work);
   const base = await strippedNode(work, !opts.noStrip);
-  const present = await Promise.all(PROGRAMS.map((p) => stat(resolve(ROOT, p.entry)).then(() => true, () => false)));
-  for (const [i, p] of PROGRAMS.entries()) if (!present[i]) log(`${p.name}: skipped, ${p.entry} does not exist`);
   const programs = await Promise.all(
-    PROGRAMS.filter((_, i) => present[i]).map(async (p) => {
+    PROGRAMS.map(async (p) => {
       const program = await buildProgram(p, { outDir, work, base, assets, version, commit });
       log(`${p.name}: ${mib(program.bytes)} (bundle ${mib(program.bundleBytes)})`);
       return program;
@@ -133,9 +131,10 @@ async function bundle(entry: string, outfile: string, version: string, commit: s
 
 /**
  * Packages that only some commands use, loaded on first use instead of at start-up: in a bundle
- * every import runs when the program starts, and undici alone is ≈100 ms of `gatewayctl --help`.
+ * every import runs when the program starts (undici alone was ≈100 ms of `gatewayctl --help`,
+ * pg with drizzle's Postgres driver ≈40 ms).
  */
-const LAZY_PACKAGES = ['undici', 'jose', '@inquirer/prompts'];
+const LAZY_PACKAGES = ['undici', 'jose', '@inquirer/prompts', 'pg', 'drizzle-orm/node-postgres'];
 
 /**
  * Replaces each listed package with a stand-in whose exports are getters that require the real
@@ -145,28 +144,31 @@ const LAZY_PACKAGES = ['undici', 'jose', '@inquirer/prompts'];
  * module would be handed over as the stand-in itself, so those fail the build.
  */
 function lazyPackages(specifiers: string[]): Plugin {
-  const shapes = new Map<string, { keys: string[]; esModule: boolean }>();
+  const REAL = Symbol('real package');
+  const keys = new Map<string, string[]>();
   for (const spec of specifiers) {
     const mod: unknown = require(spec);
-    const esModule = (mod as { [Symbol.toStringTag]?: string })[Symbol.toStringTag] === 'Module';
-    if (typeof mod !== 'object' || mod === null || (esModule && 'default' in mod)) {
+    if (typeof mod !== 'object' || mod === null || 'default' in mod) {
       throw new Error(`${spec} cannot be loaded lazily: it has a default export or is not a plain module object`);
     }
-    shapes.set(spec, { keys: Object.keys(mod), esModule });
+    keys.set(spec, Object.keys(mod));
   }
   return {
     name: 'lazy-packages',
     setup(b) {
-      b.onResolve({ filter: /^[@a-z]/ }, (args) =>
-        shapes.has(args.path) && args.namespace !== 'lazy' ? { path: args.path, namespace: 'lazy' } : undefined,
-      );
+      b.onResolve({ filter: /^[@a-z]/ }, async (args) => {
+        if (!keys.has(args.path) || args.pluginData === REAL) return undefined;
+        if (args.namespace !== 'lazy') return { path: args.path, namespace: 'lazy' };
+        // The real package, resolved as the static imports resolve it (ESM entry of a dual
+        // package), so the bundle holds one copy of it.
+        const real = await b.resolve(args.path, { kind: 'import-statement', resolveDir: ROOT, pluginData: REAL });
+        return real.errors.length ? { errors: real.errors } : { path: real.path };
+      });
       b.onLoad({ filter: /.*/, namespace: 'lazy' }, (args) => {
-        const shape = shapes.get(args.path);
-        if (!shape) throw new Error(`lazy-packages: unexpected ${args.path}`);
-        const props = shape.keys.map((k) => `${JSON.stringify(k)}: { enumerable: true, get: () => load()[${JSON.stringify(k)}] }`);
-        if (shape.esModule) props.push('__esModule: { value: true }');
+        const names = keys.get(args.path) ?? [];
+        const props = names.map((k) => `${JSON.stringify(k)}: { enumerable: true, get: () => load()[${JSON.stringify(k)}] }`);
         const contents = [
-          `let real;`,
+          'let real;',
           `const load = () => (real ??= require(${JSON.stringify(args.path)}));`,
           `Object.defineProperties(module.exports, {${props.join(', ')}});`,
         ].join('\n');

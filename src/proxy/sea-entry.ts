@@ -1,0 +1,13 @@
+// gateway-proxy as a standalone executable (test/scripts/build-exe.ts): bin/gateway-proxy's job,
+// with the SQLite addon and the migrations taken from inside the binary. The only place that exits.
+import { readEnv } from '../shared/config.js';
+import { seaAssets, seaCacheDirs } from '../shared/sea-assets.js';
+import { processProxyIO, runCli } from './cli.js';
+
+const io = processProxyIO();
+const bundled = seaAssets(seaCacheDirs(readEnv(io.env), io.cwd));
+// A SEA's argv is [executable, executable, …arguments].
+runCli(process.argv.slice(2), io, { bundled }).then((code) => {
+  process.exitCode = code;
+  process.stdout.write('', () => process.stderr.write('', () => process.exit()));
+});
