@@ -2,21 +2,24 @@
 // keys sent with send-keys, the screen read with capture-pane. The CLI runs from an esbuild
 // bundle of the current sources, so the test never depends on a stale dist/.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { build } from 'esbuild';
 import { randomString } from '../../src/shared/ids.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 
-/** Bundles src/cli/main.ts into node_modules/.cache (so bare imports resolve) and returns its path. */
-export async function bundleCli(): Promise<string> {
+/**
+ * Bundles one program's entry (src/cli/main.ts `run`, or src/proxy/cli.ts `runCli`) into an
+ * executable file under node_modules/.cache (so bare imports resolve) and returns its path.
+ */
+export async function bundleProgram(entry: 'src/cli/main.ts' | 'src/proxy/cli.ts', exportName: 'run' | 'runCli'): Promise<string> {
   const dir = join(ROOT, 'node_modules', '.cache', 'gw-cli-test');
   mkdirSync(dir, { recursive: true });
-  const outfile = join(dir, `gatewayctl-${process.pid}-${randomString(6)}.mjs`);
+  const outfile = join(dir, `${exportName}-${process.pid}-${randomString(6)}.mjs`);
   await build({
     stdin: {
-      contents: `import { run } from ${JSON.stringify(join(ROOT, 'src/cli/main.ts'))};\nprocess.exitCode = await run(process.argv.slice(2));\nprocess.stdout.write('', () => process.exit());\n`,
+      contents: `import { ${exportName} } from ${JSON.stringify(join(ROOT, entry))};\nprocess.exitCode = await ${exportName}(process.argv.slice(2));\nprocess.stdout.write('', () => process.exit());\n`,
       resolveDir: ROOT,
       loader: 'ts',
     },
@@ -25,11 +28,15 @@ export async function bundleCli(): Promise<string> {
     format: 'esm',
     target: 'node20',
     packages: 'external',
+    banner: { js: '#!/usr/bin/env node' },
     outfile,
     logLevel: 'silent',
   });
+  chmodSync(outfile, 0o755);
   return outfile;
 }
+
+export const bundleCli = () => bundleProgram('src/cli/main.ts', 'run');
 
 const shq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 

@@ -11,7 +11,7 @@ import type { ServiceContext } from './context.js';
 import { createKey, rotateKey, updateKey } from './keys.js';
 import type { LimitSpec } from './limits.js';
 import { refreshModels } from './models.js';
-import { addOrgModels, createOrg } from './orgs.js';
+import { addOrgModels, createOrg, updateOrg } from './orgs.js';
 import { findOrg, findUser } from './resolve.js';
 import { localDirectory } from './users.js';
 
@@ -28,6 +28,12 @@ export interface DemoUserSpec {
   limits: LimitSpec[];
   creditsUsd?: string;
 }
+
+/**
+ * Admission reserves the prompt plus the answer cap on every quota; the proxy's default cap
+ * (4096) would exceed bob's whole day, so the demo orgs cap answers they do not size themselves.
+ */
+export const DEMO_MAX_TOKENS = 256;
 
 export const DEMO_ORGS = [
   { name: 'demo-acme', models: ['mock/*'] },
@@ -54,9 +60,9 @@ export const DEMO_USERS: readonly DemoUserSpec[] = [
     email: 'bob@acme.example',
     org: 'demo-acme',
     role: 'gateway-user',
-    story: 'tiny quota: 300 tokens a day, refused with 429 after a few turns',
+    story: 'small quota: 600 tokens a day, refused with 429 after a few turns',
     models: ['mock/gpt-4o-mini', 'mock/echo'],
-    limits: [{ metric: 'tokens', window: 'day', max: 300 }],
+    limits: [{ metric: 'tokens', window: 'day', max: 600 }],
   },
   {
     name: 'carol',
@@ -95,8 +101,9 @@ export async function seedDemo(ctx: ServiceContext): Promise<DemoSeed> {
   const orgs: DemoSeed['orgs'] = [];
   for (const spec of DEMO_ORGS) {
     const existing = await findOrg(ctx.store.db, ctx, spec.name);
-    const org = existing ?? (await createOrg(ctx, spec.name, { provider: 'mock' }));
+    let org = existing ?? (await createOrg(ctx, spec.name, { provider: 'mock', defaultMaxTokens: DEMO_MAX_TOKENS }));
     if (org.provider !== 'mock') throw conflict(`org '${spec.name}' exists and is not a demo org (provider ${org.provider}): rename or delete it first`);
+    if (org.defaultMaxTokens !== DEMO_MAX_TOKENS) org = await updateOrg(ctx, org.id, { defaultMaxTokens: DEMO_MAX_TOKENS });
     const models = await addOrgModels(ctx, org.id, [...spec.models]);
     orgs.push({ org, created: !existing, models });
   }
