@@ -6,7 +6,7 @@
 // pkg is no option here: it downloads Node base binaries, and this machine is offline.
 import { execFile } from 'node:child_process';
 import { chmod, copyFile, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
+import { createRequire, isBuiltin } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -125,7 +125,7 @@ async function bundle(entry: string, outfile: string, version: string, commit: s
       'import.meta.url': '__gatewayImportMetaUrl',
     },
     banner: { js: 'var __gatewayImportMetaUrl = require("node:url").pathToFileURL(__filename).href;' },
-    plugins: [pgWithoutCloudflareProbe, lazyPackages(LAZY_PACKAGES)],
+    plugins: [pgWithoutCloudflareProbe, lazyPackages(LAZY_PACKAGES), absentOptionalPackages],
   });
 }
 
@@ -192,6 +192,31 @@ const pgWithoutCloudflareProbe: Plugin = {
       if (!text.includes(probe)) throw new Error(`${args.path} no longer contains '${probe}': update build-exe.ts`);
       return { contents: text.replace(probe, 'if (false)'), loader: 'js' };
     });
+  },
+};
+
+/**
+ * Optional packages that are not installed (pg-native, supports-color) stay `require` calls in a
+ * bundle; in an executable that require can load built-ins only, so it prints a warning and fails
+ * with an unusual error. A stand-in fails the way Node does for a missing package, which the
+ * libraries' try/catch expects, and prints nothing.
+ */
+const absentOptionalPackages: Plugin = {
+  name: 'absent-optional-packages',
+  setup(b) {
+    const PROBE = Symbol('probe');
+    b.onResolve({ filter: /^[@a-z]/ }, async (args) => {
+      // A static import of a missing package stays a build error; only require() calls can be optional.
+      if (args.kind !== 'require-call' || args.pluginData === PROBE || args.namespace !== 'file' || isBuiltin(args.path)) {
+        return undefined;
+      }
+      const found = await b.resolve(args.path, { kind: args.kind, resolveDir: args.resolveDir, importer: args.importer, pluginData: PROBE });
+      return found.errors.length ? { path: args.path, namespace: 'absent' } : undefined;
+    });
+    b.onLoad({ filter: /.*/, namespace: 'absent' }, (args) => ({
+      contents: `throw Object.assign(new Error(${JSON.stringify(`Cannot find module '${args.path}'`)}), { code: 'MODULE_NOT_FOUND' });`,
+      loader: 'js',
+    }));
   },
 };
 
