@@ -33,7 +33,7 @@ describe('gatewayctl chat (interactive, in a terminal)', () => {
       expect(tmux.screen()).toContain('model mock/gpt-4o-mini');
 
       // Turn 1 streams: part of the answer is on screen before the rest has arrived.
-      state.chunkDelayMs = 150;
+      state.chunkDelayMs = 250;
       tmux.type('hello there');
       const midway = await tmux.waitFor((s) => s.includes('The quick'));
       expect(midway).not.toContain('lazy dog today');
@@ -106,5 +106,5 @@ describe('gatewayctl chat (interactive, in a terminal)', () => {
     } finally {
       tmux.kill();
     }
-  }, 60_000);
+  }, 120_000);
 });

@@ -2,10 +2,11 @@
 // keys sent with send-keys, the screen read with capture-pane. The CLI runs from an esbuild
 // bundle of the current sources, so the test never depends on a stale dist/.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { build } from 'esbuild';
 import { randomString } from '../../src/shared/ids.js';
+import { tempDir } from '../helpers/cli.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 
@@ -47,11 +48,19 @@ export class Tmux {
     return execFileSync('tmux', ['-L', this.socket, '-f', '/dev/null', ...args], { encoding: 'utf8' });
   }
 
-  /** Starts `argv` in a 120x40 pane with exactly `env` added (CI removed, so prompts are allowed). */
+  private readonly statusFile = join(tempDir('gw-tmux-'), 'exit-status');
+
+  /**
+   * Starts `argv` in a 120x40 pane with exactly `env` added (CI removed, so prompts are allowed).
+   * A shell around it records the exit status in a file: tmux's own pane_dead_status is not
+   * always filled in. The shell traps SIGINT (a trap, unlike an ignore, is not inherited), so a
+   * Ctrl-C reaches the program alone.
+   */
   start(argv: string[], env: Record<string, string>, cwd: string): void {
     const assignments = Object.entries(env).map(([k, v]) => `${k}=${shq(v)}`);
-    const command = ['env', '-u', 'CI', ...assignments, ...argv.map(shq)].join(' ');
-    this.tmux(['new-session', '-d', '-s', 'chat', '-x', '120', '-y', '40', '-c', cwd, command, ';', 'set-option', '-g', 'remain-on-exit', 'on']);
+    const program = ['env', '-u', 'CI', ...assignments, ...argv.map(shq)].join(' ');
+    const command = `trap : INT; ${program}; echo $? > ${shq(this.statusFile)}`;
+    this.tmux(['new-session', '-d', '-s', 'chat', '-x', '120', '-y', '40', '-c', cwd, 'sh', '-c', command, ';', 'set-option', '-g', 'remain-on-exit', 'on']);
   }
 
   /** The visible screen; `escapes` keeps colour codes (to check NO_COLOR). */
@@ -70,7 +79,7 @@ export class Tmux {
   }
 
   /** Waits until the screen satisfies `test` (a substring, regex or predicate), else throws with the screen. */
-  async waitFor(test: string | RegExp | ((screen: string) => boolean), timeoutMs = 10_000): Promise<string> {
+  async waitFor(test: string | RegExp | ((screen: string) => boolean), timeoutMs = 30_000): Promise<string> {
     const check = typeof test === 'string' ? (s: string) => s.includes(test) : test instanceof RegExp ? (s: string) => test.test(s) : test;
     const deadline = Date.now() + timeoutMs;
     let last = '';
@@ -82,12 +91,12 @@ export class Tmux {
     throw new Error(`timed out waiting for ${String(test)}; ${this.diagnose()}; screen:\n${last}`);
   }
 
-  /** Waits for the program to end and returns its exit status (tmux keeps the dead pane). */
-  async waitForExit(timeoutMs = 10_000): Promise<number> {
+  /** Waits for the program to end and returns its exit status. */
+  async waitForExit(timeoutMs = 20_000): Promise<number> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      const [dead, status] = this.tmux(['list-panes', '-t', 'chat', '-F', '#{pane_dead} #{pane_dead_status}']).trim().split(' ');
-      if (dead === '1') return Number(status);
+      const text = existsSync(this.statusFile) ? readFileSync(this.statusFile, 'utf8').trim() : '';
+      if (text) return Number(text);
       await new Promise((r) => setTimeout(r, 50));
     }
     throw new Error(`the program did not exit; ${this.diagnose()}; screen:\n${this.screen()}`);
