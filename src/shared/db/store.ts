@@ -133,6 +133,9 @@ function openPostgres(connectionString: string, opts: OpenOptions): Store {
   });
   // An idle client that loses its server must not crash the process; the next query reports it.
   pool.on('error', () => {});
+  // A checked-out client whose server goes away (restart, pg_terminate_backend) emits 'error'
+  // between queries; unhandled, that event would crash the process. Its queries still reject.
+  pool.on('connect', (client) => client.on('error', () => {}));
   const db = drizzlePg(pool, { schema: pgSchema }) as unknown as Db;
   const display = maskUrl(connectionString);
   return {
@@ -142,7 +145,7 @@ function openPostgres(connectionString: string, opts: OpenOptions): Store {
     display,
     pool,
     bundled: opts.bundled,
-    transaction: (fn) => db.transaction((tx) => fn(tx)),
+    transaction: (fn) => pgTransaction(pool, fn),
     ping: async () => {
       try {
         await pool.query('select 1');
@@ -152,6 +155,40 @@ function openPostgres(connectionString: string, opts: OpenOptions): Store {
     },
     close: () => pool.end(),
   };
+}
+
+/**
+ * A transaction on its own pooled client. Drizzle's pool transaction leaks the client when
+ * BEGIN fails (a connection killed between checkout and BEGIN), which exhausts the pool after
+ * a Postgres restart; here the client is always released, and destroyed if it may be broken.
+ */
+async function pgTransaction<T>(pool: pg.Pool, fn: (tx: Db) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('begin');
+  } catch (err) {
+    client.release(true);
+    throw err;
+  }
+  let result: T;
+  try {
+    result = await fn(drizzlePg(client, { schema: pgSchema }) as unknown as Db);
+  } catch (err) {
+    let broken = false;
+    await client.query('rollback').catch(() => {
+      broken = true;
+    });
+    client.release(broken);
+    throw err;
+  }
+  try {
+    await client.query('commit');
+  } catch (err) {
+    client.release(true);
+    throw err;
+  }
+  client.release();
+  return result;
 }
 
 class Mutex {
