@@ -1,5 +1,5 @@
 // gateway-proxy as a standalone executable (test/scripts/build-exe.ts): bin/gateway-proxy's job,
-// with the SQLite addon and the migrations taken from inside the binary. The only place that exits.
+// with the SQLite addon taken from inside the binary. The only place that exits.
 import { readEnv } from '../shared/config.js';
 import { seaAssets, seaCacheDirs } from '../shared/sea-assets.js';
 import { processProxyIO, runCli } from './cli.js';
@@ -9,5 +9,6 @@ const bundled = seaAssets(seaCacheDirs(readEnv(io.env), io.cwd));
 // A SEA's argv is [executable, executable, …arguments].
 runCli(process.argv.slice(2), io, { bundled }).then((code) => {
   process.exitCode = code;
+  // Let stdout and stderr drain, then leave even if a pool or timer left a handle open.
   process.stdout.write('', () => process.stderr.write('', () => process.exit()));
 });
