@@ -45,12 +45,14 @@ export function limitBackendContract(name: string, factory: BackendFactory): voi
         const first = reserved(await set.backends[0]!.reserve('warm', [c], amt(9_000), T0));
         await set.backends[0]!.settle(first, amt(9_000), T0);
         const sizes = Array.from({ length: 200 }, (_, i) => 1 + ((i * 37) % 50));
+        const started = performance.now();
         const results = await Promise.all(
           sizes.map((n, i) => set.backends[i % set.backends.length]!.reserve(`r${i}`, [c], amt(n), T0 + 1)),
         );
+        const ms = performance.now() - started;
         const admitted = results.reduce((s, r, i) => s + (r.ok ? sizes[i]! : 0), 0);
         const denied = results.filter((r) => !r.ok).length;
-        console.log(`[limits] ${name}: admitted ${admitted} of the last 1000 tokens, ${denied} of 200 refused`);
+        console.log(`[limits] ${name}: admitted ${admitted} of the last 1000 tokens, ${denied} of 200 refused, 200 reserves in ${ms.toFixed(1)} ms`);
         expect(admitted).toBeLessThanOrEqual(1_000);
         expect(admitted).toBeGreaterThan(950);
         const [state] = await set.backends[0]!.peek([c], T0 + 2);

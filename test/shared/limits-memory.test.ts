@@ -105,3 +105,24 @@ describe('memory limit backend', () => {
     expect((await b.peek([c], 2))[0]!.used).toBe(5);
   });
 });
+
+describe('memory limit backend with an unreachable store', () => {
+  it('refuses closed orgs with store_unavailable, serves open orgs from zero, and seeds once the store is back', async () => {
+    let down = true;
+    const b = new MemoryLimitBackend({
+      seeder: async () => {
+        if (down) throw new Error('connection refused');
+        return 90;
+      },
+    });
+    const c = { id: 'c', scopeType: 'key' as const, scopeId: 'k', model: '', metric: 'tokens' as const, window: 'total' as const, max: 100 };
+    await expect(b.reserve('a', [c], amt(10), 0)).rejects.toMatchObject({ code: 'store_unavailable' });
+    expect((await b.peek([c], 0))[0]!.used).toBe(0);
+    down = false;
+    expect((await b.peek([c], 0))[0]!.used).toBe(90);
+    expect((await b.reserve('b', [c], amt(11), 0)).ok).toBe(false);
+    const other = { ...c, id: 'd' };
+    down = true;
+    reserved(await b.reserve('c', [other], amt(10), 0, { failureMode: 'open' }));
+  });
+});

@@ -4,7 +4,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { FailoverLimitBackend, type LimitState } from '../../src/shared/limits/failover-backend.js';
 import { MemoryLimitBackend } from '../../src/shared/limits/memory-backend.js';
 import { RedisLimitBackend } from '../../src/shared/limits/redis-backend.js';
+import { storeSeeder } from '../../src/shared/limits/store-seeder.js';
+import { applyLimits } from '../../src/shared/services/limits.js';
+import { authenticate, countersFor, loadSnapshot } from '../../src/shared/snapshot/index.js';
 import { REDIS_URL } from '../helpers/stores.js';
+import { MASTER_KEY, world } from './snapshot-fixtures.js';
 import { amt, counter, limitBackendContract, reserved } from './limits-contract.js';
 
 const prefix = () => `gwtest:${Math.random().toString(36).slice(2)}:`;
@@ -46,6 +50,38 @@ describe('redis limit backend', () => {
     reserved(await b.reserve('crashed', [c], amt(800), T0));
     expect((await b.reserve('blocked', [c], amt(800), T0 + 500)).ok).toBe(false);
     reserved(await b.reserve('later', [c], amt(800), T0 + 1001));
+  });
+
+  it('seeds an absent counter key from the store rollups, once for all instances', async () => {
+    const w = await world('sqlite');
+    cleanups.push(() => w.store.close());
+    const now = Date.now();
+    await applyLimits(w.store.db, w.ctx, { type: 'org', id: w.orgId }, [{ metric: 'tokens', window: 'day', max: 1_000 }]);
+    await w.store.db.insert(w.store.t.usageDaily).values({
+      day: new Date(now).toISOString().slice(0, 10),
+      orgId: w.orgId,
+      keyId: w.child.key.id,
+      userId: w.userId,
+      model: 'm',
+      requests: 2,
+      errors: 0,
+      promptTokens: 0,
+      completionTokens: 0,
+      totalTokens: 600,
+      costMicros: 0,
+    });
+    const snap = await loadSnapshot(w.store, MASTER_KEY);
+    const auth = authenticate(snap, w.child.plaintext, now);
+    if (!auth.ok) throw new Error(auth.code);
+    const p = prefix();
+    const seeder = storeSeeder(w.store, () => snap);
+    const a = await connected(new RedisLimitBackend({ url: REDIS_URL, prefix: p, seeder }));
+    const b = await connected(new RedisLimitBackend({ url: REDIS_URL, prefix: p, seeder }));
+    cleanups.push(() => a.close(), () => b.close());
+    const counters = countersFor(snap, auth, 'm', now);
+    expect(await a.reserve('r1', counters, amt(401), now)).toMatchObject({ ok: false, code: 'quota_exceeded', used: 600 });
+    reserved(await b.reserve('r2', counters, amt(400), now));
+    expect((await a.peek(counters, now))[0]!.used).toBe(1_000);
   });
 
   it('settles once even when both instances settle the same reservation', async () => {

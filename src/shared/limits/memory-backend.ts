@@ -85,8 +85,9 @@ export class MemoryLimitBackend implements LimitBackend {
   }
 
   async peek(counters: readonly CounterRef[], now: number): Promise<readonly CounterState[]> {
-    await this.seed(counters, now, 'open');
-    return counters.map((c) => this.stateOf(c, now));
+    // A failed seed is not remembered here: the next reserve() seeds again.
+    await this.seed(counters, now, 'peek');
+    return counters.map((c) => (this.states.has(c.id) ? this.stateOf(c, now) : counterState(c, 0, calendarResetAt(c, now))));
   }
 
   async reset(counterId: string, now: number): Promise<void> {
@@ -120,7 +121,7 @@ export class MemoryLimitBackend implements LimitBackend {
     return out;
   }
 
-  private async seed(counters: readonly CounterRef[], now: number, failureMode: 'closed' | 'open'): Promise<void> {
+  private async seed(counters: readonly CounterRef[], now: number, failureMode: 'closed' | 'open' | 'peek'): Promise<void> {
     const { seeder } = this.opts;
     const missing = counters.filter((c) => !this.states.has(c.id));
     if (!missing.length) return;
@@ -132,13 +133,14 @@ export class MemoryLimitBackend implements LimitBackend {
         } catch (cause) {
           // Open orgs are served from zero rather than refused; closed ones get 503.
           if (failureMode === 'open') return 0;
+          if (failureMode === 'peek') return null;
           throw new GatewayError('store_unavailable', 'usage counters cannot be loaded: the store is unreachable', { cause });
         }
       }),
     );
     // Another reserve() may have created the state while we awaited: first one wins (SET NX).
     missing.forEach((c, i) => {
-      if (this.states.has(c.id)) return;
+      if (this.states.has(c.id) || seeds[i] === null) return;
       this.states.set(
         c.id,
         isRolling(c.window)

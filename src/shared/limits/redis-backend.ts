@@ -29,6 +29,8 @@ export class RedisLimitBackend implements LimitBackend {
   private readonly prefix: string;
   private readonly ttl: number;
   private readonly listeners = new Set<(ready: boolean) => void>();
+  /** The server's epoch marker as last seen: a different one means Redis came back empty. */
+  private epoch: string | null = null;
 
   constructor(private readonly opts: RedisLimitOptions) {
     this.prefix = opts.prefix ?? 'gw:';
@@ -42,8 +44,17 @@ export class RedisLimitBackend implements LimitBackend {
       retryStrategy: (times) => Math.min(50 * times, 1000),
     });
     this.client.on('error', () => {});
-    this.client.on('ready', () => this.emit(true));
+    this.client.on('ready', () => {
+      // Remember the first epoch at once; later ones are compared by epochChanged().
+      if (this.epoch === null) void this.epochChanged().catch(() => {});
+      this.emit(true);
+    });
     this.client.on('close', () => this.emit(false));
+  }
+
+  /** Whether lost calendar/total counters are seeded again from the store. */
+  get seeded(): boolean {
+    return this.opts.seeder !== undefined;
   }
 
   /** Whether commands can be sent now. */
@@ -88,7 +99,7 @@ export class RedisLimitBackend implements LimitBackend {
   async settle(reservation: Reservation, actual: Amounts, now: number): Promise<readonly CounterState[]> {
     const { counters, reservedAt } = reservation;
     const keys = [`${this.prefix}done:${reservation.id}`];
-    const args: (string | number)[] = [reservation.id, this.ttl * 2, counters.length];
+    const args: (string | number)[] = [reservation.id, this.ttl * 2, counters.length, this.opts.seeder ? 0 : 1];
     for (const c of counters) {
       keys.push(...this.keysOf(c, reservedAt));
       const rolling = isRolling(c.window);
@@ -123,6 +134,20 @@ export class RedisLimitBackend implements LimitBackend {
       } while (cursor !== '0');
     }
     await this.call(() => this.client.del(...doomed));
+  }
+
+  /**
+   * Whether Redis lost its data since this process last looked (restart without persistence,
+   * FLUSHALL, eviction): every instance shares one random epoch key set NX, so an instance that
+   * finds a different value knows the counters were emptied, whoever reconnected first.
+   */
+  async epochChanged(): Promise<boolean> {
+    const key = `${this.prefix}epoch`;
+    const replies = await this.call(() => this.client.multi().set(key, randomBytes(8).toString('hex'), 'NX').get(key).exec());
+    const now = String(replies?.[1]?.[1] ?? '');
+    const changed = this.epoch !== null && this.epoch !== now;
+    this.epoch = now;
+    return changed;
   }
 
   /** Adds usage counted elsewhere (a fallback period) to calendar/total keys that exist. */

@@ -103,17 +103,21 @@ return out
 
 /**
  * KEYS: the settled marker, then 3 per counter (base, pending zset, pending hash).
- * ARGV: reservation id, marker ttl (ms), n, then per counter: kind, actual, bucket (r) | 0,
- *       expire-at for a new calendar key (ms epoch, 0 = never), rolling key ttl (ms), reserved.
+ * ARGV: reservation id, marker ttl (ms), n, create missing (1/0), then per counter: kind, actual,
+ *       bucket (r) | 0, expire-at for a new calendar key (ms epoch, 0 = never), rolling key ttl (ms), reserved.
+ * With a seeder, a missing calendar/total key is NOT created (create missing = 0): it was lost
+ * (Redis restarted empty, or flushed) and the next reserve seeds it from the store, which holds
+ * this request too. Creating it from this one amount would forget everything spent before.
  * Returns 1 when settled now, 0 when it had been settled before (idempotent).
  */
 export const SETTLE_LUA = `
 if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', tonumber(ARGV[2])) then return 0 end
 local res = ARGV[1]
 local n = tonumber(ARGV[3])
+local create = ARGV[4] == '1'
 for i = 1, n do
   local base, pz, ph = KEYS[3*i-1], KEYS[3*i], KEYS[3*i+1]
-  local o = 3 + (i-1)*6
+  local o = 4 + (i-1)*6
   local kind, actual, slot, at, rttl, reserved = ARGV[o+1], tonumber(ARGV[o+2]), ARGV[o+3], tonumber(ARGV[o+4]), tonumber(ARGV[o+5]), tonumber(ARGV[o+6])
   if kind == 'r' then
     -- Only while the bucket is still in the window; a gone bucket no longer counts anyway.
@@ -128,7 +132,7 @@ for i = 1, n do
       redis.call('HDEL', ph, res)
       redis.call('ZREM', pz, res)
     end
-    if actual > 0 then
+    if actual > 0 and (create or redis.call('EXISTS', base) == 1) then
       redis.call('INCRBY', base, actual)
       if at > 0 and redis.call('PTTL', base) == -1 then redis.call('PEXPIREAT', base, at) end
     end
