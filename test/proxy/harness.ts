@@ -80,7 +80,9 @@ export async function call(url: string, path: string, opts: { method?: string; k
 export const chat = (url: string, key: string, body: unknown, headers?: Record<string, string>) =>
   call(url, '/v1/chat/completions', { key, body, headers });
 
-export const hello = (model: string, extra: Record<string, unknown> = {}) => ({
+export type ChatBody = { model: string; messages: Array<{ role: 'user'; content: string }> } & Record<string, unknown>;
+
+export const hello = (model: string, extra: Record<string, unknown> = {}): ChatBody => ({
   model,
   messages: [{ role: 'user', content: 'hello there world' }],
   ...extra,

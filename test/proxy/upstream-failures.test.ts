@@ -5,7 +5,7 @@ import OpenAI from 'openai';
 import { request } from 'undici';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type FakeUpstream, midStreamError, type SseItem, startFakeUpstream } from '../fakes/upstream.js';
-import { chat, createKey, createOrg, type Harness, hello, startHarness, synced, waitForEvents } from './harness.js';
+import { chat, createKey, createOrg, type Harness, hello, startHarness, storedEvents, synced, waitForEvents } from './harness.js';
 
 let h: Harness;
 let fake: FakeUpstream;
@@ -118,12 +118,12 @@ describe('in the middle of a stream', () => {
 
   it('treats EOF without [DONE] as the end and bills the usage the upstream sent', async () => {
     fake.enqueue({ type: 'default', done: false });
-    const before = (await waitForEvents(h.db, key.id, 0)).length;
     const r = await chat(h.url, key.key, stream({ stream_options: { include_usage: true } }));
     expect(r.text).not.toContain('[DONE]');
     expect(r.text).not.toContain('"error"');
-    const evs = await waitForEvents(h.db, key.id, before + 1);
-    expect(evs.at(-1)).toMatchObject({ usageSource: 'upstream', completionTokens: 10, errorCode: null });
+    await expect
+      .poll(async () => (await storedEvents(h.db, key.id)).find((e) => e.requestId === r.headers['x-request-id']), { timeout: 5_000 })
+      .toMatchObject({ usageSource: 'upstream', completionTokens: 10, errorCode: null });
   });
 });
 

@@ -1,0 +1,152 @@
+// `npm run bench`: throughput, latency and CPU per request of the upstream alone, a bare undici
+// pass-through proxy (the floor), and gateway-proxy with auth, limits and usage on; JSON and
+// streaming at 50 concurrent connections, then one request at a time for added latency and
+// added time to first streamed byte. Each server runs in its own process; CPU is read from
+// /proc/<pid>/stat. A script that prints figures, not a test.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Pool } from 'undici';
+import { cliFor, tempDir } from '../helpers/cli.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
+const CONCURRENCY = 50;
+const SERIAL = Number(process.env.BENCH_SERIAL ?? 400);
+const TICKS = 100; // USER_HZ on Linux
+
+async function start(args: string[], env: Record<string, string> = {}): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d) => {
+      out += d;
+      const m = /listening on (\S+)/.exec(out);
+      if (m) resolve(m[1]!);
+    });
+    child.once('exit', (code) => reject(new Error(`${args.join(' ')} exited ${code}`)));
+  });
+  return { child, url };
+}
+
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / TICKS;
+}
+
+interface Target {
+  name: string;
+  url: string;
+  pid: number;
+  headers: Record<string, string>;
+}
+
+const body = (stream: boolean) => JSON.stringify({ model: 'bench/model', messages: [{ role: 'user', content: 'Say something short.' }], max_tokens: 16, stream });
+
+async function once(pool: Pool, t: Target, stream: boolean): Promise<{ total: number; firstByte: number }> {
+  const start = performance.now();
+  const res = await pool.request({ method: 'POST', path: '/v1/chat/completions', headers: { 'content-type': 'application/json', ...t.headers }, body: body(stream) });
+  let firstByte = 0;
+  for await (const _ of res.body) if (!firstByte) firstByte = performance.now() - start;
+  if (res.statusCode !== 200) throw new Error(`${t.name}: status ${res.statusCode}`);
+  return { total: performance.now() - start, firstByte };
+}
+
+const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
+
+async function load(t: Target, stream: boolean) {
+  const pool = new Pool(t.url, { connections: CONCURRENCY, keepAliveTimeout: 60_000 });
+  const warmUntil = performance.now() + 500;
+  await Promise.all(Array.from({ length: CONCURRENCY }, async () => { while (performance.now() < warmUntil) await once(pool, t, stream); }));
+  const lat: number[] = [];
+  const cpu0 = cpuSeconds(t.pid);
+  const t0 = performance.now();
+  const end = t0 + SECONDS * 1000;
+  await Promise.all(Array.from({ length: CONCURRENCY }, async () => { while (performance.now() < end) lat.push((await once(pool, t, stream)).total); }));
+  const secs = (performance.now() - t0) / 1000;
+  const cpu = cpuSeconds(t.pid) - cpu0;
+  await pool.close();
+  lat.sort((a, b) => a - b);
+  return { rps: lat.length / secs, p50: pct(lat, 50), p90: pct(lat, 90), p99: pct(lat, 99), cpuUs: (cpu / lat.length) * 1e6 };
+}
+
+async function serial(t: Target, stream: boolean) {
+  const pool = new Pool(t.url, { connections: 1, keepAliveTimeout: 60_000 });
+  for (let i = 0; i < 50; i++) await once(pool, t, stream);
+  const total: number[] = [];
+  const first: number[] = [];
+  for (let i = 0; i < SERIAL; i++) {
+    const r = await once(pool, t, stream);
+    total.push(r.total);
+    first.push(r.firstByte);
+  }
+  await pool.close();
+  total.sort((a, b) => a - b);
+  first.sort((a, b) => a - b);
+  return { p50: pct(total, 50), ttfb50: pct(first, 50) };
+}
+
+async function setupGateway(upstreamUrl: string): Promise<{ db: string; key: string }> {
+  const db = join(tempDir('gw-bench-'), 'gateway.db');
+  const gw = cliFor(db);
+  const must = async (argv: string[]) => {
+    const r = await gw([...argv, '--json']);
+    if (r.code !== 0) throw new Error(`gatewayctl ${argv.join(' ')}: ${r.stderr}`);
+    return r.json<{ key: string }>();
+  };
+  await must(['init']);
+  await must(['orgs', 'create', 'bench', '--provider', 'openai-compatible', '--base-url', `${upstreamUrl}/v1`, '--unknown-models', 'free']);
+  const k = await must(['keys', 'create', '--org', 'bench', '--type', 'org', '--daily-tokens', '1000000000', '--rpm', '100000000', '--budget', '1000000', '--budget-period', 'month']);
+  return { db, key: k.key };
+}
+
+const f = (n: number, d = 1) => n.toFixed(d);
+
+async function main() {
+  const up = await start([join(ROOT, 'test/bench/upstream-server.mjs')]);
+  const bare = await start([join(ROOT, 'test/bench/bare-proxy.mjs'), `${up.url}/v1`]);
+  const { db, key } = await setupGateway(up.url);
+  const gateway = await start([join(ROOT, 'bin/gateway-proxy'), '--port', '0', '--db', db, '--log-level', 'warn', '--flush-interval-ms', '500'], { GATEWAY_MASTER_KEY: 'a'.repeat(64) });
+  const targets: Target[] = [
+    { name: 'upstream directly', url: up.url, pid: up.child.pid!, headers: {} },
+    { name: 'bare undici proxy', url: bare.url, pid: bare.child.pid!, headers: {} },
+    { name: 'gateway-proxy', url: gateway.url, pid: gateway.child.pid!, headers: { authorization: `Bearer ${key}` } },
+  ];
+  console.log(`gateway-proxy benchmark: ${CONCURRENCY} connections, ${SECONDS} s per run, ${SERIAL} serial requests; node ${process.version}, ${(await import('node:os')).cpus().length} cores`);
+  console.log('CPU/request is the serving process only (the upstream for the first row).\n');
+  const results: Record<string, Record<string, Awaited<ReturnType<typeof load>>>> = {};
+  for (const stream of [false, true]) {
+    const mode = stream ? 'streaming' : 'JSON';
+    console.log(`${mode}, ${CONCURRENCY} concurrent:`);
+    console.log('  target               req/s     p50 ms   p90 ms   p99 ms   CPU µs/req');
+    for (const t of targets) {
+      const r = await load(t, stream);
+      results[mode] = { ...results[mode], [t.name]: r };
+      console.log(`  ${t.name.padEnd(18)} ${f(r.rps, 0).padStart(7)} ${f(r.p50, 2).padStart(9)} ${f(r.p90, 2).padStart(8)} ${f(r.p99, 2).padStart(8)} ${f(r.cpuUs, 0).padStart(11)}`);
+    }
+    const g = results[mode]!['gateway-proxy']!;
+    const b = results[mode]!['bare undici proxy']!;
+    console.log(`  gateway vs bare: throughput ${f((g.rps / b.rps) * 100, 0)}% (target ≥70%), CPU/request ${f(g.cpuUs / b.cpuUs, 2)}× (target ≤1.5×)\n`);
+  }
+  console.log('one request at a time (median):');
+  console.log('  target               JSON ms   stream ms   stream first byte ms');
+  const s: Record<string, { json: Awaited<ReturnType<typeof serial>>; sse: Awaited<ReturnType<typeof serial>> }> = {};
+  for (const t of targets) {
+    const json = await serial(t, false);
+    const sse = await serial(t, true);
+    s[t.name] = { json, sse };
+    console.log(`  ${t.name.padEnd(18)} ${f(json.p50, 3).padStart(9)} ${f(sse.p50, 3).padStart(11)} ${f(sse.ttfb50, 3).padStart(14)}`);
+  }
+  const g = s['gateway-proxy']!;
+  const b = s['bare undici proxy']!;
+  const u = s['upstream directly']!;
+  console.log(`  added by gateway-proxy over the bare proxy: JSON ${f(g.json.p50 - b.json.p50, 3)} ms, stream ${f(g.sse.p50 - b.sse.p50, 3)} ms, first byte ${f(g.sse.ttfb50 - b.sse.ttfb50, 3)} ms (targets <0.5, <1)`);
+  console.log(`  added over the upstream directly:           JSON ${f(g.json.p50 - u.json.p50, 3)} ms, stream ${f(g.sse.p50 - u.sse.p50, 3)} ms, first byte ${f(g.sse.ttfb50 - u.sse.ttfb50, 3)} ms`);
+  for (const c of [gateway.child, bare.child, up.child]) c.kill('SIGTERM');
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});
