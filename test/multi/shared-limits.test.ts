@@ -22,7 +22,8 @@ beforeAll(async () => {
   ({ db, gw } = await freshStore('postgres'));
   await createOrg(gw, 'shared', ['--provider', 'openai-compatible', '--base-url', fake.url, '--unknown-models', 'free']);
   const redisPrefix = `gw-multi-${randomString(8)}:`;
-  [a, b] = await Promise.all(['proxy-a', 'proxy-b'].map((instanceId) => startProxyProcess({ db, instanceId, redisUrl: REDIS_URL, redisPrefix })));
+  const started = await Promise.all(['proxy-a', 'proxy-b'].map((instanceId) => startProxyProcess({ db, instanceId, redisUrl: REDIS_URL, redisPrefix })));
+  [a, b] = [started[0]!, started[1]!];
 }, 240_000);
 
 afterAll(async () => {
