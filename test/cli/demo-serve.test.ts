@@ -63,33 +63,36 @@ describe('gatewayctl demo --serve with the real proxy', () => {
     expect(stderr).toMatch(/mock\/gpt-4o-mini · \d+ in \+ \d+ out = \d+ tokens · \$0\.\d+ · [\d,]+ tokens left today/);
   });
 
-  it('an interactive session as bob streams, switches model and is refused when the quota is spent', async () => {
+  it('an interactive session as bob keeps the conversation, switches model and is refused when the quota is spent', async () => {
     const tmux = new Tmux();
     try {
       tmux.start([process.execPath, cliBundle, 'chat', '--as', 'bob'], cleanEnv({ NO_COLOR: '1' }), dir);
       await tmux.waitFor('you ›');
-      expect(tmux.screen()).toContain('model mock/echo');
+      expect(tmux.screen()).toContain('model mock/gpt-4o-mini');
       tmux.type('first question');
-      await tmux.waitFor(/first question\nfirst question\nmock\/echo · \d+ in \+ \d+ out = \d+ tokens · \$0 · \d+ tokens left today/);
+      await tmux.waitFor(/Mock reply to: first question .*\nmock\/gpt-4o-mini · \d+ in \+ \d+ out = \d+ tokens · \$0\.\d+ · [\d,]+ tokens left today/);
 
       tmux.type('/model');
-      await tmux.waitFor('mock/gpt-4o-mini');
-      tmux.keys('Down');
+      await tmux.waitFor('mock/echo');
+      tmux.keys('Up');
       tmux.keys('Enter');
+      await tmux.waitFor('Model: mock/echo');
+      tmux.type('echo this');
+      await tmux.waitFor(/\necho this\nmock\/echo · \d+ in \+ \d+ out = \d+ tokens · \$0 · [\d,]+ tokens left today/);
+      tmux.type('/model mock/gpt-4o-mini');
       await tmux.waitFor('Model: mock/gpt-4o-mini');
 
-      // 600 tokens a day, 256 reserved per answer: a few turns, then a 429 in plain words.
-      for (let turn = 1; turn <= 12; turn++) {
+      // 1,500 tokens a day; each turn reserves a bound on the prompt plus 256: a few turns, then a 429.
+      for (let turn = 1; turn <= 20; turn++) {
         const answers = tmux.count('mock/gpt-4o-mini · ');
         tmux.type(`question number ${turn}`);
-        const screen = await tmux.waitFor((s) => s.split('mock/gpt-4o-mini · ').length - 1 > answers || s.includes('Try again in')    );
+        const screen = await tmux.waitFor((s) => s.split('mock/gpt-4o-mini · ').length - 1 > answers || s.includes('Try again in'));
         if (screen.includes('Try again in')) break;
       }
-      expect(tmux.screen()).toMatch(/Quota[^\n]*key:\w+[^\n]*600 tokens[^\n]*Try again in \d+h/);
-      expect(tmux.screen()).toMatch(/Mock reply to: question number 1 /);
+      expect(tmux.screen()).toMatch(/Quota[^\n]*key:\w+[^\n]*1500 tokens[^\n]*Try again in [\dhms ]+ \(at \d\d:\d\d:\d\d UTC\)\./);
 
       tmux.type('/usage');
-      await tmux.waitFor(/tokens\/day\s+used \d+ of 600 tokens/);
+      await tmux.waitFor(/tokens\/day\s+used [\d,]+ of 1,500 tokens/);
       tmux.type('/exit');
       expect(await tmux.waitForExit()).toBe(0);
     } finally {

@@ -42,7 +42,7 @@ describe.each(DIALECTS)('gatewayctl demo on %s', (dialect) => {
     ]);
     const limitsOf = (name: string) => d.keys.find((k) => k.name === name)!.limits.map((l) => `${l.metric}/${l.window}=${l.max}`).sort();
     expect(limitsOf('alice')).toEqual(['requests/minute=60', 'tokens/day=100000']);
-    expect(limitsOf('bob')).toEqual(['tokens/day=600']);
+    expect(limitsOf('bob')).toEqual(['tokens/day=1500']);
     expect(limitsOf('carol')).toEqual(['requests/minute=5']);
     const carolBalance = await gw(['credits', 'balance', `key:${d.keys[2]!.id}`, '--json']);
     expect(carolBalance.json()).toMatchObject({ balance_usd: 0.01 });

@@ -11,7 +11,7 @@ const DemoKeyFileSchema = z.object({
   default: z.string(),
   keys: z.record(
     z.string(),
-    z.object({ id: z.string(), key: z.string(), org: z.string(), user: z.string(), story: z.string().optional() }),
+    z.object({ id: z.string(), key: z.string(), org: z.string(), user: z.string(), model: z.string().optional(), story: z.string().optional() }),
   ),
 });
 

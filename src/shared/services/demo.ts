@@ -25,13 +25,15 @@ export interface DemoUserSpec {
   /** What this key shows off, for people. */
   story: string;
   models: string[] | null;
+  /** What `chat` talks to with this key unless told otherwise (the mock that writes prose). */
+  chatModel: string;
   limits: LimitSpec[];
   creditsUsd?: string;
 }
 
 /**
- * Admission reserves the prompt plus the answer cap on every quota; the proxy's default cap
- * (4096) would exceed bob's whole day, so the demo orgs cap answers they do not size themselves.
+ * Admission reserves a bound on the prompt plus the answer cap on every quota; the proxy's
+ * default cap (4096) would exceed bob's whole day, so the demo orgs cap answers at 256.
  */
 export const DEMO_MAX_TOKENS = 256;
 
@@ -49,6 +51,7 @@ export const DEMO_USERS: readonly DemoUserSpec[] = [
     role: 'org-admin',
     story: 'generous: 100,000 tokens a day, 60 requests a minute, every mock model',
     models: null,
+    chatModel: 'mock/gpt-4o-mini',
     limits: [
       { metric: 'tokens', window: 'day', max: 100_000 },
       { metric: 'requests', window: 'minute', max: 60 },
@@ -60,9 +63,10 @@ export const DEMO_USERS: readonly DemoUserSpec[] = [
     email: 'bob@acme.example',
     org: 'demo-acme',
     role: 'gateway-user',
-    story: 'small quota: 600 tokens a day, refused with 429 after a few turns',
+    story: 'small quota: 1,500 tokens a day, refused with 429 after a few turns',
     models: ['mock/gpt-4o-mini', 'mock/echo'],
-    limits: [{ metric: 'tokens', window: 'day', max: 600 }],
+    chatModel: 'mock/gpt-4o-mini',
+    limits: [{ metric: 'tokens', window: 'day', max: 1500 }],
   },
   {
     name: 'carol',
@@ -72,6 +76,7 @@ export const DEMO_USERS: readonly DemoUserSpec[] = [
     role: 'gateway-user',
     story: 'rate-limited and prepaid: 5 requests a minute (the 6th gets a 429), $0.01 of credits',
     models: null,
+    chatModel: 'mock/llama-3-8b',
     limits: [{ metric: 'requests', window: 'minute', max: 5 }],
     creditsUsd: '0.01',
   },
@@ -85,6 +90,7 @@ export interface DemoKey {
   limits: Limit[];
   plaintext: string;
   story: string;
+  chatModel: string;
   /** 'created' on the first run, 'rotated' afterwards. */
   action: 'created' | 'rotated';
 }
@@ -140,7 +146,7 @@ async function ensureKey(ctx: ServiceContext, spec: DemoUserSpec, org: Org, user
     .from(t.apiKeys)
     .where(and(eq(t.apiKeys.orgId, org.id), eq(t.apiKeys.userId, user.id), eq(t.apiKeys.name, keyName), ne(t.apiKeys.status, 'revoked')))
     .limit(1);
-  const base = { name: spec.name, user, org, story: spec.story };
+  const base = { name: spec.name, user, org, story: spec.story, chatModel: spec.chatModel };
   if (!existing) {
     const created = await createKey(ctx, org.id, {
       name: keyName,

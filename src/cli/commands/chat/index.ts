@@ -36,7 +36,7 @@ export function registerChat(program: Command, app: App): void {
     .option('--url <url>', `gateway URL (env GATEWAY_URL; default ${DEFAULT_GATEWAY_URL}, or the demo's)`)
     .option('--api-key <key>', "API key (env GATEWAY_API_KEY; default: the demo key from 'gatewayctl demo')")
     .option('--as <demo-user>', 'use the key of this demo user: alice, bob or carol')
-    .option('--model <model>', 'model (default: the first model the key may use)')
+    .option('--model <model>', "model (default: the demo's choice for a demo key, else the first model the key may use)")
     .option('--stream', 'stream the answer as it arrives (interactive sessions always do)')
     .option('--no-stream', 'wait for whole answers, also in an interactive session')
     .option('--system <text>', 'system prompt')
@@ -49,11 +49,12 @@ export function registerChat(program: Command, app: App): void {
         try {
           let message = words.join(' ').trim();
           if (!message && !app.io.interactive && !stdinIsTTY(app.io.stdin)) message = (await readAll(app.io.stdin)).trim();
-          if (message) return await oneShot(run, client, message, flags);
+          const chosen = { ...flags, model: flags.model ?? target.model };
+          if (message) return await oneShot(run, client, message, chosen);
           if (!run.prompt.canPrompt) {
             throw usageError('no message: pass MESSAGE, pipe it on stdin, or run in a terminal (without --json, CI=true) for an interactive session');
           }
-          await interactive(run, client, flags, target.keySource);
+          await interactive(run, client, chosen, target.keySource);
         } finally {
           await client.close();
         }

@@ -21,6 +21,8 @@ export interface ChatTarget {
   apiKey: string;
   /** Where the key came from, for the banner: "--api-key", "GATEWAY_API_KEY", "demo key of alice". */
   keySource: string;
+  /** The demo's suggested model for a demo key; otherwise chat takes the key's first model. */
+  model?: string;
 }
 
 export function resolveTarget(app: App, flags: ChatFlags): ChatTarget {
@@ -34,10 +36,10 @@ export function resolveTarget(app: App, flags: ChatFlags): ChatTarget {
     if (!demo) throw usageError(`--as needs the demo keys: run 'gatewayctl demo' first (looked in ${path})`, 'as');
     const entry = demo.keys[flags.as];
     if (!entry) throw usageError(`no demo user '${flags.as}': use one of ${Object.keys(demo.keys).join(', ')}`, 'as');
-    return { url, apiKey: entry.key, keySource: `demo key of ${flags.as}` };
+    return { url, apiKey: entry.key, keySource: `demo key of ${flags.as}`, model: entry.model };
   }
   if (gw.api_key) return { url, apiKey: gw.api_key, keySource: 'GATEWAY_API_KEY' };
   const entry = demo?.keys[demo.default];
-  if (demo && entry) return { url, apiKey: entry.key, keySource: `demo key of ${demo.default}` };
+  if (demo && entry) return { url, apiKey: entry.key, keySource: `demo key of ${demo.default}`, model: entry.model };
   throw new GatewayError('usage_error', "no API key: pass --api-key, set GATEWAY_API_KEY, or run 'gatewayctl demo' to create demo keys", { param: 'api_key' });
 }

@@ -51,7 +51,7 @@ async function demo(run: Run, flags: DemoFlags): Promise<void> {
     writeDemoKeys(keyFile, {
       url,
       default: 'alice',
-      keys: Object.fromEntries(seed.keys.map((k) => [k.name, { id: k.key.id, key: k.plaintext, org: k.org.name, user: k.user.username, story: k.story }])),
+      keys: Object.fromEntries(seed.keys.map((k) => [k.name, { id: k.key.id, key: k.plaintext, org: k.org.name, user: k.user.username, model: k.chatModel, story: k.story }])),
     });
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   save(url);

@@ -33,8 +33,8 @@ export function tryLines(self: string, url: string, seed: DemoSeed): TryLine[] {
     { line: curlLine(url, alice.plaintext, 'mock/gpt-4o-mini'), why: 'plain HTTP, as alice' },
     { line: `${self} chat "hello"`, why: "one answer; tokens, cost and what is left on stderr (alice's key)" },
     { line: `${self} chat`, why: 'an interactive session: /model, /usage, /reset, /exit' },
-    { line: `${self} chat --as bob`, why: "bob's 600 tokens a day run out after a few turns (429)" },
-    { line: `${self} chat --as carol --model mock/llama-3-8b`, why: "carol's 5 requests a minute and prepaid credits (another org)" },
+    { line: `${self} chat --as bob`, why: "bob's 1,500 tokens a day run out after a few turns (429)" },
+    { line: `${self} chat --as carol`, why: "carol's 5 requests a minute and prepaid credits (another org)" },
   ];
 }
 
