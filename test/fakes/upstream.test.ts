@@ -241,7 +241,8 @@ describe('programmatic and header-driven control', () => {
 
 describe('concurrency', () => {
   it('serves 250 concurrent requests and reports the in-flight high-water mark', async () => {
-    fake.script(() => ({ type: 'default', headerDelayMs: 300 }));
+    // Long enough that all 250 connections are open before the first answer, even on a loaded machine.
+    fake.script(() => ({ type: 'default', headerDelayMs: 2500 }));
     const statuses = await Promise.all(
       Array.from({ length: 250 }, async (_, i) => {
         const res = await post(chatBody({ stream: i % 2 === 0 }));
