@@ -22,7 +22,8 @@ const WINDOW_WORDS: Record<string, string> = {
 
 function amount(metric: string, n: number): string {
   if (metric === 'cost') return formatUsd(n);
-  return `${count(n)} ${metric === 'requests' ? 'requests' : 'tokens'}`;
+  const unit = metric === 'requests' ? 'request' : 'token';
+  return `${count(n)} ${unit}${n === 1 ? '' : 's'}`;
 }
 
 export function describeLimit(l: LimitLeft): string {
@@ -39,8 +40,8 @@ function describeCredits(c: CreditLeft): string {
 
 function fromHeaders(rl: RateLimitInfo): string[] {
   const out: string[] = [];
-  if (rl.remainingTokens !== null) out.push(`${count(rl.remainingTokens)} tokens left${rl.resetTokens ? ` (resets in ${rl.resetTokens})` : ''}`);
-  if (rl.remainingRequests !== null) out.push(`${count(rl.remainingRequests)} requests left${rl.resetRequests ? ` (resets in ${rl.resetRequests})` : ''}`);
+  if (rl.remainingTokens !== null) out.push(`${amount('tokens', rl.remainingTokens)} left${rl.resetTokens ? ` (resets in ${rl.resetTokens})` : ''}`);
+  if (rl.remainingRequests !== null) out.push(`${amount('requests', rl.remainingRequests)} left${rl.resetRequests ? ` (resets in ${rl.resetRequests})` : ''}`);
   return out;
 }
 
