@@ -48,7 +48,6 @@ describe('two instances, one store, one Redis', () => {
     const refused = replies.filter((r) => r.status === 429);
     expect(served.length + refused.length).toBe(200);
     expect(refused.every((r) => errorCode(r) === 'quota_exceeded')).toBe(true);
-    expect(served.filter((_, i) => i % 2 === 0).length).toBeGreaterThan(0);
     const charged = served.reduce((s, r) => s + r.json<{ gateway_usage: { total_tokens: number } }>().gateway_usage.total_tokens, 0);
     expect(refused.length).toBeGreaterThan(0);
     expect(charged).toBeLessThanOrEqual(1000);
