@@ -48,6 +48,12 @@ afterAll(async () => {
 const gatewayctl = (args: string[]) => run(process.execPath, [cliBundle, ...args], { cwd: dir, env: cleanEnv() });
 
 describe('gatewayctl demo --serve with the real proxy', () => {
+  it('sends one real request through the gateway as soon as it listens and shows it', () => {
+    expect(demoOut).toMatch(/A first request through the gateway:\n.*→ POST http:\/\/127\.0\.0\.1:\d+\/v1\/chat\/completions/);
+    expect(demoOut).toMatch(/← 200 +"Mock reply to: Say hello to the gateway/);
+    expect(demoOut).toMatch(/\d+ prompt \+ \d+ completion = \d+ tokens +cost \$0\.\d{6} +\(request req_[0-9a-f]+\)/);
+  });
+
   it('the printed curl line gets an answer with the gateway usage', async () => {
     const curl = /^\s+(curl -s .+)$/m.exec(demoOut)?.[1];
     expect(curl).toBeDefined();

@@ -10,6 +10,7 @@ import { demoKeysPath, writeDemoKeys } from '../../chat/demo-keys.js';
 import { startSpinner } from '../../chat/spinner.js';
 import { intArg } from '../../parse.js';
 import { demoJson, printSeed, printTryLines, selfCommand, tryLines } from './lines.js';
+import { showFirstRequest } from './first-request.js';
 import { proxyCommand, serveProxy } from './serve.js';
 
 interface DemoFlags {
@@ -75,7 +76,7 @@ async function demo(run: Run, flags: DemoFlags): Promise<void> {
     onListening: (listening) => {
       const base = listening.replace(/\/+$/, '');
       if (base !== url) save(base);
-      printTryLines(out, tryLines(self, base, seed), true);
+      void showFirstRequest(out, base, seed).then(() => printTryLines(out, tryLines(self, base, seed), true));
     },
   });
 }

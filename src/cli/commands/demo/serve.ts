@@ -3,6 +3,7 @@
 // us; its stdout is passed through line by line so we can tell when it is listening.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GatewayError } from '../../../shared/errors.js';
 import type { TextSink } from '../../io.js';
@@ -19,8 +20,11 @@ export interface ProxyCommand {
  * one next to gatewayctl); otherwise the package's own bin/gateway-proxy script runs under
  * this Node. This file sits four levels below the package root both in src/ and in dist/.
  */
-export function proxyCommand(env: Record<string, string>): ProxyCommand {
+export function proxyCommand(env: Record<string, string>, execPath: string = process.execPath): ProxyCommand {
   if (env.proxy_bin) return { command: env.proxy_bin, args: [], path: env.proxy_bin };
+  // A standalone gatewayctl executable ships gateway-proxy beside itself.
+  const sibling = join(dirname(execPath), 'gateway-proxy');
+  if (basename(execPath) === 'gatewayctl' && existsSync(sibling)) return { command: sibling, args: [], path: sibling };
   const script = fileURLToPath(new URL('../../../../bin/gateway-proxy', import.meta.url));
   return { command: process.execPath, args: [script], path: script };
 }
