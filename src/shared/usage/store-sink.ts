@@ -5,7 +5,7 @@
 import type { Store } from '../db/store.js';
 import { GatewayError } from '../errors.js';
 import type { UsageRecord, UsageSink } from './types.js';
-import { writeBatch } from './write-batch.js';
+import { type BatchWriter, batchWriter } from './write-batch.js';
 
 export type SinkEvent =
   | { type: 'flushed'; inserted: number; duplicates: number; ms: number; pending: number }
@@ -43,11 +43,9 @@ export class StoreUsageSink implements UsageSink {
   private closed = false;
   private readonly o: Required<Omit<StoreUsageSinkOptions, 'onEvent' | 'now'>> & Pick<StoreUsageSinkOptions, 'onEvent'>;
   private readonly now: () => number;
+  private readonly write: BatchWriter;
 
-  constructor(
-    private readonly store: Store,
-    opts: StoreUsageSinkOptions,
-  ) {
+  constructor(store: Store, opts: StoreUsageSinkOptions) {
     this.o = {
       batchSize: 500,
       flushIntervalMs: 1000,
@@ -58,6 +56,7 @@ export class StoreUsageSink implements UsageSink {
       ...opts,
     };
     this.now = opts.now ?? Date.now;
+    this.write = batchWriter(store);
     this.timer = setInterval(() => this.tick(), Math.min(this.o.flushIntervalMs, 250));
     this.timer.unref();
   }
@@ -131,7 +130,7 @@ export class StoreUsageSink implements UsageSink {
     const batch = this.buffer.slice(0, this.o.batchSize);
     const start = performance.now();
     try {
-      const result = await writeBatch(this.store, batch, this.o.instance, new Date(this.now()));
+      const result = await this.write(batch, this.o.instance, new Date(this.now()));
       // Records added meanwhile were appended, so the batch is still the buffer's head.
       this.buffer.splice(0, batch.length);
       this.waitingSince = this.now();
