@@ -1,16 +1,14 @@
 // Per-run state shared by the commands: the IO, the environment, the global flags, and the
-// store and services opened lazily (so `--help` never touches a database).
+// store and services opened lazily (so `--help` never touches a database). The store, identity
+// and policy modules are imported on first use, not at start-up: they are most of the start-up time.
 import type { Command } from 'commander';
 import { dataDir, defaultDbUrl, type GatewayEnv, masterKeyFile, readEnv } from '../shared/config.js';
 import type { BundledAssets } from '../shared/db/bundled-assets.js';
-import { openStore, type Store } from '../shared/db/store.js';
+import type { Store } from '../shared/db/store.js';
 import { usageError } from '../shared/errors.js';
-import { authorize } from '../shared/identity/access.js';
-import { userDirectory } from '../shared/identity/directory.js';
-import { localPrincipal, type Principal } from '../shared/identity/principal.js';
-import { SessionStore, sessionFile } from '../shared/identity/session-store.js';
+import type { Principal } from '../shared/identity/principal.js';
 import { type KeycloakSettings, keycloakSettings } from '../shared/identity/settings.js';
-import { KeycloakSignIn } from '../shared/identity/sign-in.js';
+import type { KeycloakSignIn } from '../shared/identity/sign-in.js';
 import { loadMasterKey } from '../shared/master-key.js';
 import type { ServiceContext } from '../shared/services/context.js';
 import type { UserDirectory } from '../shared/services/users.js';
@@ -76,7 +74,10 @@ export class App {
   }
 
   async openStore(cmd: Command, create = false): Promise<Store> {
-    if (!this.store) this.store = await openStore(this.dbUrl(cmd), { create, poolSize: 4, bundled: this.bundled });
+    if (!this.store) {
+      const { openStore } = await import('../shared/db/store.js');
+      this.store = await openStore(this.dbUrl(cmd), { create, poolSize: 4, bundled: this.bundled });
+    }
     return this.store;
   }
 
@@ -98,18 +99,23 @@ export class App {
     return keycloakSettings(this.env.keycloak);
   }
 
-  signIn(): KeycloakSignIn {
+  async signIn(): Promise<KeycloakSignIn> {
     const settings = this.keycloak();
     if (!settings) {
       throw usageError('Keycloak is not configured: set KEYCLOAK_URL, KEYCLOAK_REALM, KEYCLOAK_CLIENT_ID and KEYCLOAK_CLIENT_SECRET (local users need no sign-in)');
     }
+    const [{ KeycloakSignIn }, { SessionStore, sessionFile }] = await Promise.all([
+      import('../shared/identity/sign-in.js'),
+      import('../shared/identity/session-store.js'),
+    ]);
     return new KeycloakSignIn({ settings, sessions: new SessionStore(sessionFile(this.env.configHome)) });
   }
 
   /** Who runs the command: the signed-in Keycloak user (then also the audit actor), else the local operator. */
   principal(): Promise<Principal> {
     this.principalOnce ??= (async () => {
-      const p = this.keycloak() ? await this.signIn().current() : localPrincipal(this.env.osUser);
+      const { localPrincipal } = await import('../shared/identity/principal.js');
+      const p = this.keycloak() ? await (await this.signIn()).current() : localPrincipal(this.env.osUser);
       this.actor = p.actor;
       return p;
     })();
@@ -121,12 +127,14 @@ export class App {
     const opts = (args[args.length - 1] ?? {}) as Record<string, unknown>;
     const req = requirementOf(cmd, args.slice(0, -1), opts);
     if (req.level === 'public') return;
+    const { authorize } = await import('../shared/identity/access.js');
     const decision = await authorize(await this.principal(), req, commandPath(cmd), () => this.services(cmd));
     Object.assign(opts, decision.fill);
   }
 
   /** Users in the Keycloak realm when configured, else the store's local users. */
   async userDirectory(cmd: Command): Promise<UserDirectory> {
+    const { userDirectory } = await import('../shared/identity/directory.js');
     return userDirectory(await this.services(cmd), this.keycloak());
   }
 

@@ -1,28 +1,37 @@
 // gatewayctl's entry point. `run(argv, io)` never exits the process: bin/gatewayctl does that
 // with the code it returns, so tests drive every command in-process.
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Help } from 'commander';
 import { App } from './app.js';
 import { CommandFailed } from './action.js';
-import { registerCommands } from './commands/index.js';
+import { type Namespace, registerNamespaces, targetCommand } from './commands/namespaces.js';
 import { type CliIO, processIO } from './io.js';
 import type { BundledAssets } from '../shared/db/bundled-assets.js';
-import { VERSION_STRING } from '../shared/version.js';
+import { versionString } from '../shared/version.js';
 
-export function buildProgram(app: App): Command {
+const defaultHelp = new Help();
+const defaultTerm = (c: Command) => defaultHelp.subcommandTerm(c);
+
+/**
+ * Builds the program. `load` picks the namespaces whose code is imported (by default the one
+ * argv targets); the others stay light entries for the top-level help.
+ */
+export async function buildProgram(app: App, load: (ns: Namespace) => boolean = () => true, wantsVersion = true): Promise<Command> {
   const program = new Command('gatewayctl')
     .description('Control plane of the AI gateway: orgs, keys, quotas, limits, credits, models, users and usage.')
     .option('--db <url>', 'store: SQLite file path or postgres://… (env GATEWAY_DB)')
     .option('--json', 'print exactly one JSON document on stdout; errors as JSON on stderr')
     .option('-y, --yes', 'confirm destructive actions without asking')
     .option('--no-color', 'plain output (also NO_COLOR)')
-    .version(VERSION_STRING, '-V, --version', 'print the version and commit')
+    .version(wantsVersion ? versionString() : '', '-V, --version', 'print the version and commit')
     .showHelpAfterError('(run with --help for usage)')
     .enablePositionalOptions(false);
   program.configureOutput({
     writeOut: (s) => app.io.stdout.write(s),
     writeErr: (s) => app.io.stderr.write(s),
   });
-  registerCommands(program, app);
+  const terms = new Map<string, string>();
+  await registerNamespaces(program, app, load, terms);
+  program.configureHelp({ subcommandTerm: (c) => terms.get(c.name()) ?? defaultTerm(c) });
   program.commands.forEach(function exitOverride(c: Command) {
     c.exitOverride();
     c.configureOutput({ writeOut: (s) => app.io.stdout.write(s), writeErr: (s) => app.io.stderr.write(s) });
@@ -39,7 +48,9 @@ export interface RunOptions {
 
 export async function run(argv: string[], io: CliIO = processIO(), opts: RunOptions = {}): Promise<number> {
   const app = new App(io, opts.bundled);
-  const program = buildProgram(app);
+  const target = targetCommand(argv);
+  const wantsVersion = argv.includes('-V') || argv.includes('--version');
+  const program = await buildProgram(app, (ns) => ns.commands.some((c) => c.name === target), wantsVersion);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return 0;

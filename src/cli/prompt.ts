@@ -1,6 +1,5 @@
-// Asking a person for missing input. Scripts never see a prompt: with --json, --yes, CI=true
+// Asking a person for missing input (the prompt library loads only when a prompt is shown). Scripts never see a prompt: with --json, --yes, CI=true
 // or no terminal, a missing answer is a usage error (exit 2) that names the flag to pass.
-import { confirm, input, password, select } from '@inquirer/prompts';
 import { GatewayError, usageError } from '../shared/errors.js';
 import type { CliIO } from './io.js';
 
@@ -29,16 +28,19 @@ export class Prompter {
 
   async text(flag: string, message: string, validate?: (v: string) => true | string): Promise<string> {
     if (!this.canPrompt) this.need(flag, message.toLowerCase());
+    const { input } = await import('@inquirer/prompts');
     return input({ message, validate: validate ?? ((v) => (v.trim() ? true : 'required')) }, this.context);
   }
 
   async secret(flag: string, message: string): Promise<string> {
     if (!this.canPrompt) this.need(flag, message.toLowerCase());
+    const { password } = await import('@inquirer/prompts');
     return password({ message, mask: '*' }, this.context);
   }
 
   async choose<T extends string>(flag: string, message: string, choices: readonly T[]): Promise<T> {
     if (!this.canPrompt) this.need(flag, message.toLowerCase());
+    const { select } = await import('@inquirer/prompts');
     return select({ message, choices: choices.map((value) => ({ value })) }, this.context);
   }
 
@@ -46,6 +48,7 @@ export class Prompter {
   async confirmDestructive(what: string): Promise<void> {
     if (this.yes) return;
     if (!this.canPrompt) throw usageError(`refusing to ${what} without --yes`, 'yes');
+    const { confirm } = await import('@inquirer/prompts');
     const ok = await confirm({ message: `Really ${what}?`, default: false }, this.context);
     if (!ok) throw new GatewayError('aborted', 'aborted: nothing was changed');
   }

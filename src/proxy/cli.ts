@@ -6,7 +6,7 @@ import { readEnv } from '../shared/config.js';
 import { EXIT, isGatewayError } from '../shared/errors.js';
 import type { BundledAssets } from '../shared/db/bundled-assets.js';
 import { loadMasterKey } from '../shared/master-key.js';
-import { VERSION_STRING } from '../shared/version.js';
+import { versionString } from '../shared/version.js';
 import { parseCli } from './config.js';
 import { type RunningProxy, startProxy } from './main.js';
 
@@ -45,7 +45,7 @@ export async function runCli(argv: readonly string[], io: ProxyIO = processProxy
     return EXIT.ok;
   }
   if (parsed.kind === 'version') {
-    io.stdout.write(`${VERSION_STRING}\n`);
+    io.stdout.write(`${versionString()}\n`);
     return EXIT.ok;
   }
   const { config, problems } = parsed;

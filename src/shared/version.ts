@@ -31,7 +31,8 @@ export function versionInfo(): { version: string; commit: string } {
   return built ?? fromCheckout();
 }
 
-export const VERSION_STRING = (() => {
+/** "0.1.0 (abc1234)". From a checkout this asks git, so call it only when the version is wanted. */
+export function versionString(): string {
   const v = versionInfo();
   return `${v.version} (${v.commit})`;
-})();
+}

@@ -43,7 +43,7 @@ export function registerAuth(program: Command, app: App): void {
     .action(
       action(app, async (run: Run, flags: LoginFlags) => {
         const { out, prompt } = run;
-        const signIn = app.signIn();
+        const signIn = await app.signIn();
         let principal: Principal;
         if (flags.device) {
           if (flags.username) throw usageError('--device signs in in the browser: drop --username', 'username');
@@ -67,7 +67,7 @@ export function registerAuth(program: Command, app: App): void {
     .option('--forget', 'only delete the local tokens, without contacting Keycloak (when it is gone for good)')
     .action(
       action(app, async ({ out }: Run, flags: { forget?: boolean }) => {
-        const signIn = app.signIn();
+        const signIn = await app.signIn();
         if (flags.forget) {
           const had = signIn.forget();
           out.result({ signed_out: had, revoked: false }, () => out.success(had ? 'local session deleted (not revoked at Keycloak)' : 'not signed in'));
