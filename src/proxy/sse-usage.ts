@@ -14,11 +14,16 @@ const LF = 0x0a;
 const CR = 0x0d;
 const COLON = 0x3a;
 const QUOTE = 0x22;
-const USAGE_KEY = '"usage"';
-const USAGE_KEY_BYTES = Buffer.from(USAGE_KEY);
+const USAGE_KEY_BYTES = Buffer.from('"usage"');
 // Fields whose string values are completion text the client has received (OpenRouter streams
 // reasoning as delta.reasoning; tool calls as function.arguments).
-const TEXT_KEYS = ['"content"', '"reasoning"', '"refusal"', '"arguments"'] as const;
+// One compiled regex finds them all: String#indexOf with these patterns built its search
+// tables on every call and was most of the observer's time (measured).
+const TEXT_VALUE_RE = /"(?:content|reasoning|refusal|arguments)"[ \t\r\n]*:[ \t\r\n]*"/g;
+// "usage" whose value is not null (OpenAI sends "usage":null on every chunk); the lookahead
+// cannot be satisfied by backtracking into the whitespace.
+const NON_NULL_USAGE_RE = /"usage"[ \t\r\n]*:(?=[ \t\r\n]*(?!null)[^ \t\r\n])/;
+const ERROR_KEY_RE = /"error"/;
 const JSON_NUMBER = /-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
 
 export const SSE_DONE = 'data: [DONE]\n\n';
@@ -203,8 +208,8 @@ function observeEvent(state: SseObservation, event: SseEvent): void {
   if (event.name === 'error') state.error = extractError(wrapError(parsed(), text));
   if (state.events === 1) readIdentity(state, parsed());
   measureDelivered(state, text);
-  if (hasNonNullKey(text, USAGE_KEY)) state.usage = extractUsage(parsed(), text) ?? state.usage;
-  if (text.includes('"error"')) state.error = extractError(parsed()) ?? state.error;
+  if (NON_NULL_USAGE_RE.test(text)) state.usage = extractUsage(parsed(), text) ?? state.usage;
+  if (ERROR_KEY_RE.test(text)) state.error = extractError(parsed()) ?? state.error;
 }
 
 /** An `event: error` payload may be the error itself, an `{error}` envelope, or plain text. */
@@ -243,19 +248,37 @@ function readIdentity(state: SseObservation, chunk: unknown): void {
 function measureDelivered(state: SseObservation, text: string): void {
   let chars = 0;
   let bytes = 0;
-  for (const key of TEXT_KEYS) {
-    for (let i = text.indexOf(key); i !== -1; i = text.indexOf(key, i + key.length)) {
-      const value = readStringValue(text, i + key.length);
-      if (value) {
-        chars += value.length;
-        bytes += Buffer.byteLength(value);
-      }
+  TEXT_VALUE_RE.lastIndex = 0;
+  for (let m = TEXT_VALUE_RE.exec(text); m !== null; m = TEXT_VALUE_RE.exec(text)) {
+    const open = TEXT_VALUE_RE.lastIndex - 1;
+    const close = stringEnd(text, open);
+    if (close === -1) break;
+    TEXT_VALUE_RE.lastIndex = close + 1;
+    const value = decodeString(text.slice(open + 1, close));
+    if (value) {
+      chars += value.length;
+      bytes += utf8Length(value);
     }
   }
   if (chars === 0) return;
   state.deltas++;
   state.deliveredChars += chars;
   state.deliveredBytes += bytes;
+}
+
+/** UTF-8 size of a string; for the short deltas of a stream this beats Buffer.byteLength's native call. */
+export function utf8Length(s: string): number {
+  let n = s.length;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) continue;
+    if (c < 0x800) n += 1;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 2; // a surrogate pair: 2 UTF-16 units, 4 bytes
+      i++;
+    } else n += 2; // 3 bytes (a lone surrogate is encoded as U+FFFD, also 3)
+  }
+  return n;
 }
 
 function skipWs(text: string, i: number): number {
@@ -274,30 +297,14 @@ function stringEnd(text: string, open: number): number {
   return -1;
 }
 
-/** The decoded string value after a key at `afterKey`, or null when the value is not a string. */
-function readStringValue(text: string, afterKey: number): string | null {
-  const colon = skipWs(text, afterKey);
-  if (text.charCodeAt(colon) !== COLON) return null;
-  const open = skipWs(text, colon + 1);
-  if (text.charCodeAt(open) !== QUOTE) return null;
-  const close = stringEnd(text, open);
-  if (close === -1) return null;
-  const raw = text.slice(open + 1, close);
+/** A JSON string's contents (between the quotes) decoded, or null when its escapes are invalid. */
+function decodeString(raw: string): string | null {
   if (!raw.includes('\\')) return raw;
   try {
     return JSON.parse(`"${raw}"`) as string;
   } catch {
     return null;
   }
-}
-
-/** True when `key` is used as a key whose value is not null (OpenAI sends "usage":null on every chunk). */
-function hasNonNullKey(text: string, key: string): boolean {
-  for (let i = text.indexOf(key); i !== -1; i = text.indexOf(key, i + key.length)) {
-    const colon = skipWs(text, i + key.length);
-    if (text.charCodeAt(colon) === COLON && !text.startsWith('null', skipWs(text, colon + 1))) return true;
-  }
-  return false;
 }
 
 function tokenCount(value: unknown): number | null {
@@ -383,6 +390,8 @@ export function createSseRewriter(options: { includeUsage: boolean }): SseRewrit
   return {
     push(chunk) {
       const buf = toBuffer(chunk);
+      // Most chunks are whole events without a usage key: they pass as they are, unframed.
+      if (framer.atBoundary && endsWithEvent(buf) && !buf.includes(USAGE_KEY_BYTES)) return [buf];
       const out: Uint8Array[] = [];
       let runStart = 0; // first byte of buf neither emitted nor discarded
       let eventStart = 0; // where the open event begins in buf (0 if it began earlier)
@@ -412,11 +421,18 @@ export function createSseRewriter(options: { includeUsage: boolean }): SseRewrit
   };
 }
 
+/** The chunk ends with a blank line (LF LF, or CR LF CR LF), so it closes its last event. */
+function endsWithEvent(buf: Buffer): boolean {
+  const n = buf.length;
+  if (n < 2 || buf[n - 1] !== LF) return false;
+  return buf[n - 2] === LF || (n >= 4 && buf[n - 2] === CR && buf[n - 3] === LF);
+}
+
 /** null keeps the event's bytes as they are, '' drops it, any other string replaces it. */
 function rewriteEvent(event: SseEvent, includeUsage: boolean): string | null {
   if (!event.data.some((b) => b.includes(USAGE_KEY_BYTES))) return null;
   const text = dataText(event);
-  if (!hasNonNullKey(text, USAGE_KEY)) return null;
+  if (!NON_NULL_USAGE_RE.test(text)) return null;
   const parsed = lazyParse(text)();
   if (!isRecord(parsed) || !isRecord(parsed.usage)) return null;
   const { usage, ...rest } = parsed;

@@ -12,7 +12,7 @@ export async function relayChatJson(call: ChatCall): Promise<void> {
   const adapter = deps.upstreams.forOrg(call.auth.org);
   const sentAt = performance.now();
   const up = await adapter.chat({
-    org: call.auth.org, raw: call.raw, parsed: call.parsed, stream: false, price: call.plan.price, signal: call.abort.signal, requestId: ctx.id,
+    org: call.auth.org, raw: call.raw, parsed: call.parsed, stream: false, price: call.plan.price, signal: call.abort, requestId: ctx.id,
   });
   deps.metrics.upstreamLatency((performance.now() - sentAt) / 1000);
   const answer = await readJsonAnswer(up);

@@ -50,7 +50,7 @@ export async function relayChatStream(call: ChatCall, headers: Record<string, st
   const { deps, ctx, res, outcome, plan } = call;
   const sentAt = performance.now();
   const up = await deps.upstreams.forOrg(call.auth.org).chat({
-    org: call.auth.org, raw: call.raw, parsed: call.parsed, stream: true, price: plan.price, signal: call.abort.signal, requestId: ctx.id,
+    org: call.auth.org, raw: call.raw, parsed: call.parsed, stream: true, price: plan.price, signal: call.abort, requestId: ctx.id,
   });
   deps.metrics.upstreamLatency((performance.now() - sentAt) / 1000);
   if (up.status < 200 || up.status > 299) {

@@ -10,6 +10,7 @@ import { type AdmissionPlan, admit, planAdmission } from '../admission.js';
 import type { AuthOk } from '../../shared/snapshot/auth.js';
 import { type Bill, type Outcome, settle } from '../billing.js';
 import { type ChatRequest, parseChatRequest } from '../chat-request.js';
+import { ClientAbort } from '../client-abort.js';
 import type { ProxyDeps, RequestContext } from '../context.js';
 import { denialError, type PublicError, publicError, sendPublicError, toPublicError } from '../errors.js';
 import { readBody } from '../http-io.js';
@@ -27,7 +28,7 @@ export interface ChatCall {
   raw: Buffer;
   plan: AdmissionPlan;
   bill: Bill;
-  abort: AbortController;
+  abort: ClientAbort;
   clientGone: () => boolean;
   outcome: Outcome;
   settled: boolean;
@@ -112,7 +113,7 @@ async function serve(
   reservation: Reservation | null,
 ): Promise<void> {
   const stream = parsed.stream === true;
-  const abort = new AbortController();
+  const abort = new ClientAbort();
   let gone = false;
   res.once('close', () => {
     if (!res.writableFinished) {

@@ -29,7 +29,7 @@ export function createMockAdapter(opts: { chunkDelayMs?: number } = {}): Upstrea
       const price = mockPrice(call.parsed.model, call.price);
       const headers = { 'content-type': call.stream ? 'text/event-stream' : 'application/json' };
       if (call.stream) {
-        const body = Readable.from(mockChatCompletionStream(req, { price, signal: call.signal, chunkDelayMs: opts.chunkDelayMs }));
+        const body = Readable.from(mockChatCompletionStream(req, { price, signal: call.signal.toAbortSignal(), chunkDelayMs: opts.chunkDelayMs }));
         return { status: 200, headers, body, discard: () => void body.destroy() };
       }
       const body = Buffer.from(JSON.stringify(mockChatCompletion(req, { price })));

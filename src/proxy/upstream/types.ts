@@ -2,6 +2,7 @@
 // byte stream, so JSON and SSE share one path and nothing is buffered here (STYLE §13).
 import type { SnapshotOrg, SnapshotPrice } from '../../shared/snapshot/types.js';
 import type { ChatRequest } from '../chat-request.js';
+import type { ClientAbort } from '../client-abort.js';
 
 export interface UpstreamCall {
   org: SnapshotOrg;
@@ -11,7 +12,7 @@ export interface UpstreamCall {
   stream: boolean;
   /** The price the gateway knows for the model, if any (the mock prices its usage.cost with it). */
   price: SnapshotPrice | undefined;
-  signal: AbortSignal;
+  signal: ClientAbort;
   requestId: string;
 }
 
