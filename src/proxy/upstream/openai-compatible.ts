@@ -44,8 +44,14 @@ function headersFor(org: SnapshotOrg, stream: boolean): Record<string, string> {
  */
 function bodyFor(call: UpstreamCall): Buffer | string {
   if (!call.stream || call.org.provider === 'openrouter' || call.parsed.stream_options?.include_usage === true) return call.raw;
+  // Without any stream_options the member is spliced in after the opening brace, so a large
+  // prompt is not serialized again (the body is a JSON object with at least model and messages).
+  const open = call.parsed.stream_options === undefined ? call.raw.indexOf(0x7b) : -1;
+  if (open !== -1) return Buffer.concat([call.raw.subarray(0, open + 1), INCLUDE_USAGE, call.raw.subarray(open + 1)]);
   return JSON.stringify({ ...call.parsed, stream_options: { ...call.parsed.stream_options, include_usage: true } });
 }
+
+const INCLUDE_USAGE = Buffer.from('"stream_options":{"include_usage":true},');
 
 /** Maps undici's failures: timeouts → 504, connection trouble → 502; a client abort is rethrown. */
 export function mapUpstreamFailure(err: unknown): Error {

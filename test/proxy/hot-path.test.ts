@@ -1,0 +1,77 @@
+// Contracts of the hot-path shortcuts taken for throughput: they change no byte the client or
+// the upstream would otherwise see.
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createSseRewriter, utf8Length } from '../../src/proxy/sse-usage.js';
+import { type FakeUpstream, startFakeUpstream } from '../fakes/upstream.js';
+import { chat, createKey, createOrg, type Harness, startHarness, synced } from './harness.js';
+
+describe('upstream body of a stream on an OpenAI-compatible org', () => {
+  let h: Harness;
+  let fake: FakeUpstream;
+  let key: string;
+  beforeAll(async () => {
+    fake = await startFakeUpstream();
+    h = await startHarness();
+    await createOrg(h.gw, 'compat', ['--provider', 'openai-compatible', '--base-url', fake.url, '--unknown-models', 'free']);
+    key = (await createKey(h.gw, 'compat', ['--daily-tokens', '1000000'])).key;
+    await synced();
+  }, 60_000);
+  afterAll(async () => {
+    await h?.close();
+    await fake?.close();
+  });
+  beforeEach(() => fake.reset());
+
+  it("asks for usage by adding stream_options after the opening brace, the client's bytes otherwise unchanged", async () => {
+    const raw = '  {"model": "x/y",  "messages":[{"role":"user","content":"héllo \\u00e9"}], "stream" : true, "seed": 1.50}';
+    const r = await chat(h.url, key, raw);
+    expect(r.status).toBe(200);
+    const [seen] = await fake.waitForRequests(1);
+    expect(seen!.rawBody).toBe(`  {"stream_options":{"include_usage":true},${raw.slice(3)}`);
+    expect(r.text).not.toContain('"usage":{');
+  });
+
+  it('re-serializes a body whose stream_options lacks include_usage, with include_usage true', async () => {
+    await chat(h.url, key, { model: 'x/y', messages: [{ role: 'user', content: 'hi' }], stream: true, stream_options: { include_usage: false } });
+    const [seen] = await fake.waitForRequests(1);
+    expect(seen!.body).toMatchObject({ stream_options: { include_usage: true } });
+  });
+
+  it('forwards the body untouched when the client asked for usage itself', async () => {
+    const raw = JSON.stringify({ model: 'x/y', messages: [{ role: 'user', content: 'hi' }], stream: true, stream_options: { include_usage: true } });
+    const r = await chat(h.url, key, raw);
+    const [seen] = await fake.waitForRequests(1);
+    expect(seen!.rawBody).toBe(raw);
+    expect(r.text).toContain('"usage":{');
+  });
+});
+
+describe('utf8Length', () => {
+  it('equals Buffer.byteLength for ASCII, 2- and 3-byte characters, surrogate pairs and lone surrogates', () => {
+    for (const s of ['', 'abc', 'é', 'héllo', '€uro', '日本語', '😀', 'a😀b', '\ud800', 'x\udc00y', '\ud83d', '😀\ud800😀']) {
+      expect(utf8Length(s)).toBe(Buffer.byteLength(s));
+    }
+  });
+});
+
+describe('createSseRewriter fast path', () => {
+  const event = (content: string) => `data: {"choices":[{"index":0,"delta":{"content":"${content}"}}]}\n\n`;
+
+  it('passes a chunk of whole events without usage through as the same buffer', () => {
+    const rw = createSseRewriter({ includeUsage: false });
+    const chunk = Buffer.from(event('a') + event('b'));
+    expect(rw.push(chunk)).toEqual([chunk]);
+    const crlf = Buffer.from('data: {"x":1}\r\n\r\n');
+    expect(rw.push(crlf)[0]).toBe(crlf);
+  });
+
+  it('still drops the usage chunk after fast-path chunks, and frames a chunk that ends mid-event', () => {
+    const rw = createSseRewriter({ includeUsage: false });
+    const out: Uint8Array[] = [];
+    out.push(...rw.push(Buffer.from(event('a'))));
+    out.push(...rw.push(Buffer.from('data: {"choices":[],"us')));
+    out.push(...rw.push(Buffer.from('age":{"prompt_tokens":1,"completion_tokens":2}}\n\ndata: [DONE]\n\n')));
+    out.push(...rw.end());
+    expect(Buffer.concat(out).toString()).toBe(`${event('a')}data: [DONE]\n\n`);
+  });
+});
