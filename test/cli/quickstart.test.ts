@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 
 describe('README quickstart', () => {
   it('installs, serves the demo, answers chat "hello", the printed curl line and an interactive chat, and stops on Ctrl-C', { timeout: 900_000 }, () => {
-    const env = { ...process.env, QUICKSTART_PORT: process.env.QUICKSTART_PORT ?? '18080' };
+    const env: NodeJS.ProcessEnv = { ...process.env, QUICKSTART_PORT: process.env.QUICKSTART_PORT ?? '18080' };
     delete env.QUICKSTART_REUSE_MODULES;
     const r = spawnSync('bash', ['test/scripts/quickstart-check.sh'], { env, encoding: 'utf8', timeout: 880_000 });
     if (r.status !== 0) console.error(r.stdout, r.stderr);

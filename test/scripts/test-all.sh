@@ -21,14 +21,23 @@ fi
 
 eval "$(test/scripts/services.sh start)" || { echo "could not start Postgres/Redis" >&2; exit 1; }
 
+# Build, lint, type-check and the migrations check count as tests of their own in the closing line.
 status=0
-npm run --silent build || status=1
-npm run --silent lint || status=1
-npx tsc -p test/tsconfig.json || status=1
-for dialect in sqlite pg; do
-  out="$(npx drizzle-kit generate --config "migrations/drizzle.$dialect.config.ts" 2>&1)"
-  echo "$out" | grep -q "No schema changes" || { echo "schema changes without a migration ($dialect):"; echo "$out"; status=1; }
-done
+checks_passed=0
+checks_failed=0
+check() {
+  if "$@"; then checks_passed=$((checks_passed + 1)); else echo "FAILED: $*" >&2; checks_failed=$((checks_failed + 1)); status=1; fi
+}
+migrations_current() {
+  local out
+  out="$(npx drizzle-kit generate --config "migrations/drizzle.$1.config.ts" 2>&1)"
+  echo "$out" | grep -q "No schema changes" || { echo "schema changes without a migration ($1):"; echo "$out"; return 1; }
+}
+check npm run --silent build
+check npm run --silent lint
+check npx tsc -p test/tsconfig.json
+check migrations_current sqlite
+check migrations_current pg
 
 report="$(mktemp -d)/vitest.json"
 npx vitest run --config test/vitest.config.ts --reporter=default --reporter=json --outputFile.json="$report" "$@"
@@ -38,10 +47,12 @@ vitest_status=$?
 if [ -s "$report" ]; then
   node -e '
     const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+    const [cp, cf] = [Number(process.argv[2]), Number(process.argv[3])];
+    const failed = r.numFailedTests + cf + (r.success === false && r.numFailedTests === 0 ? 1 : 0);
     const skipped = r.numPendingTests + r.numTodoTests;
-    console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed` + (skipped ? `, ${skipped} skipped` : ""));
-  ' "$report"
+    console.log(`${r.numPassedTests + cp} passed, ${failed} failed` + (skipped ? `, ${skipped} skipped` : ""));
+  ' "$report" "$checks_passed" "$checks_failed"
 else
-  echo "0 passed, 1 failed"
+  echo "$checks_passed passed, $((checks_failed + 1)) failed"
 fi
 exit $status
