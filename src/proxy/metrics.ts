@@ -1,6 +1,7 @@
 // Prometheus metrics on a registry owned by this proxy instance (no global default registry,
-// so two proxies in one test process do not collide). Label children are cached: the hot path
-// pays a Map lookup, not prom-client's label hashing.
+// so two proxies in one test process do not collide). Counters are added up in plain numbers on
+// the hot path and handed to prom-client when the metrics are rendered (its inc() hashes labels
+// and validates on every call); the histograms observe directly.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 export interface ProxyMetrics {
@@ -48,30 +49,50 @@ export function createMetrics(sources: GaugeSources): ProxyMetrics {
   gauge('gateway_snapshot_version', 'config_version of the snapshot in use.', sources.snapshotVersion);
   gauge('gateway_snapshot_age_seconds', 'Seconds since the snapshot in use was loaded.', sources.snapshotAgeSeconds);
 
-  const cache = new Map<string, { inc(v?: number): void }>();
-  const child = (c: Counter<string>, key: string, labels: Record<string, string>) => {
-    let ch = cache.get(key);
-    if (!ch) {
-      ch = c.labels(labels);
-      cache.set(key, ch);
+  // One pending sum per label set; flushed into prom-client before every render.
+  interface Pending {
+    child: { inc(v?: number): void };
+    value: number;
+  }
+  const pending = new Map<string, Pending>();
+  const add = (c: Counter<string>, key: string, labels: () => Record<string, string>, v = 1) => {
+    let p = pending.get(key);
+    if (!p) {
+      p = { child: c.labels(labels()), value: 0 };
+      pending.set(key, p);
     }
-    return ch;
+    p.value += v;
   };
-  const promptTokens = tokens.labels({ kind: 'prompt' });
-  const completionTokens = tokens.labels({ kind: 'completion' });
+  // Present (at 0) from the start, as before any request.
+  add(tokens, 't|prompt', () => ({ kind: 'prompt' }), 0);
+  add(tokens, 't|completion', () => ({ kind: 'completion' }), 0);
+  let costMicros = 0;
+  const flush = () => {
+    for (const p of pending.values()) {
+      if (p.value > 0) p.child.inc(p.value);
+      p.value = 0;
+    }
+    if (costMicros > 0) cost.inc(costMicros / 1e6);
+    costMicros = 0;
+  };
 
   return {
     registry,
-    request: (route, status) => child(requests, `r|${route}|${status}`, { route, status: String(status) }).inc(),
+    request: (route, status) => add(requests, `r|${route}|${status}`, () => ({ route, status: String(status) })),
     tokens(prompt, completion) {
-      if (prompt) promptTokens.inc(prompt);
-      if (completion) completionTokens.inc(completion);
+      if (prompt) add(tokens, 't|prompt', () => ({ kind: 'prompt' }), prompt);
+      if (completion) add(tokens, 't|completion', () => ({ kind: 'completion' }), completion);
     },
-    cost: (micros) => micros > 0 && cost.inc(micros / 1e6),
-    denial: (reason) => child(denials, `d|${reason}`, { reason }).inc(),
+    cost(micros) {
+      if (micros > 0) costMicros += micros;
+    },
+    denial: (reason) => add(denials, `d|${reason}`, () => ({ reason })),
     upstreamLatency: (s) => upstream.observe(s),
     overhead: (s) => overhead.observe(s),
-    usageEvent: (source) => child(usageEvents, `u|${source}`, { source }).inc(),
-    render: () => registry.metrics(),
+    usageEvent: (source) => add(usageEvents, `u|${source}`, () => ({ source })),
+    render: () => {
+      flush();
+      return registry.metrics();
+    },
   };
 }

@@ -81,17 +81,32 @@ export function gatewayUsage(requestId: string, charge: Charge, states: readonly
   };
 }
 
-/** Recent charges by request id, bounded, so GET /v1/usage can answer for streamed requests. */
+interface RecentCharge {
+  keyId: string;
+  requestId: string;
+  charge: Charge;
+  /** The counters as settled (snapshots, never updated later). */
+  states: readonly CounterState[];
+}
+
+const view = (r: RecentCharge): GatewayUsage => gatewayUsage(r.requestId, r.charge, r.states);
+
+/**
+ * Recent charges by request id, bounded, so GET /v1/usage can answer for streamed requests.
+ * What is kept is the charge and the settled counter states; the JSON view is built only when
+ * asked for (building it on every streamed request cost CPU and old-generation garbage).
+ */
 export class RecentCharges {
-  private readonly map = new Map<string, { keyId: string; usage: GatewayUsage }>();
-  private readonly lastByKey = new Map<string, GatewayUsage>();
+  private readonly map = new Map<string, RecentCharge>();
+  private readonly lastByKey = new Map<string, RecentCharge>();
 
   constructor(private readonly capacity = 10_000) {}
 
-  add(keyId: string, usage: GatewayUsage): void {
-    this.map.set(usage.request_id, { keyId, usage });
+  add(keyId: string, requestId: string, charge: Charge, states: readonly CounterState[]): void {
+    const entry = { keyId, requestId, charge, states };
+    this.map.set(requestId, entry);
     this.lastByKey.delete(keyId);
-    this.lastByKey.set(keyId, usage);
+    this.lastByKey.set(keyId, entry);
     if (this.map.size > this.capacity) {
       const oldest = this.map.keys().next().value;
       if (oldest !== undefined) this.map.delete(oldest);
@@ -104,10 +119,11 @@ export class RecentCharges {
 
   get(keyId: string, requestId: string): GatewayUsage | undefined {
     const hit = this.map.get(requestId);
-    return hit && hit.keyId === keyId ? hit.usage : undefined;
+    return hit && hit.keyId === keyId ? view(hit) : undefined;
   }
 
   last(keyId: string): GatewayUsage | undefined {
-    return this.lastByKey.get(keyId);
+    const hit = this.lastByKey.get(keyId);
+    return hit ? view(hit) : undefined;
   }
 }

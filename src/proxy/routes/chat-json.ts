@@ -30,8 +30,10 @@ export async function relayChatJson(call: ChatCall): Promise<void> {
   const afterUpstream = performance.now();
   outcome.ttfbMs = Math.round(afterUpstream - ctx.startedAt);
   const settled = await finish(call);
-  const usage = gatewayUsage(ctx.id, settled?.charge ?? { promptTokens: 0, completionTokens: 0, costMicros: 0, source: 'none' }, settled?.states ?? []);
-  deps.recent.add(call.auth.key.id, usage);
+  const charge = settled?.charge ?? { promptTokens: 0, completionTokens: 0, costMicros: 0, source: 'none' as const };
+  const states = settled?.states ?? [];
+  const usage = gatewayUsage(ctx.id, charge, states);
+  deps.recent.add(call.auth.key.id, ctx.id, charge, states);
   const headers = rateLimitHeaders(settled?.states ?? [], deps.now(), { 'content-type': answer.contentType });
   sendJson(res, 200, spliceGatewayUsage(answer.body, usage), headers);
   deps.metrics.overhead((sentAt - ctx.startedAt + performance.now() - afterUpstream) / 1000);

@@ -6,7 +6,6 @@ import { completionTokenEstimate } from '../chat-request.js';
 import { denialError, sendPublicError, toPublicError, upstreamError } from '../errors.js';
 import { relaySse, type StreamWatch } from '../relay-sse.js';
 import type { StreamUsage } from '../sse-usage.js';
-import { gatewayUsage } from '../usage-view.js';
 import { type ChatCall, finish } from './chat.js';
 
 function reported(u: StreamUsage | null): ReportedUsage | null {
@@ -82,6 +81,6 @@ export async function relayChatStream(call: ChatCall, headers: Record<string, st
   } else if (r.end.kind !== 'complete') outcome.errorCode = r.end.code;
   else if (r.state.error) outcome.errorCode = 'upstream_error';
   const settled = await finish(call);
-  if (settled) deps.recent.add(call.auth.key.id, gatewayUsage(ctx.id, settled.charge, settled.states));
+  if (settled) deps.recent.add(call.auth.key.id, ctx.id, settled.charge, settled.states);
   deps.metrics.overhead((sentAt - ctx.startedAt + performance.now() - endedAt) / 1000);
 }
