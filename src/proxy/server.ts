@@ -22,16 +22,20 @@ export interface ProxyServer {
 
 const newRequestId = () => `req_${randomUUID().replaceAll('-', '')}`;
 
-function lazyContext(log: Logger, id: string): RequestContext {
-  let child: Logger | undefined;
-  return {
-    id,
-    startedAt: performance.now(),
-    get log() {
-      child ??= log.child({ reqId: id });
-      return child;
-    },
-  };
+/** The child logger is made only when a request logs (few do); a class keeps the getter on the prototype. */
+class LazyContext implements RequestContext {
+  readonly startedAt = performance.now();
+  private child: Logger | undefined;
+
+  constructor(
+    private readonly parent: Logger,
+    readonly id: string,
+  ) {}
+
+  get log(): Logger {
+    this.child ??= this.parent.child({ reqId: this.id });
+    return this.child;
+  }
 }
 
 function routeOf(method: string, path: string): string | null {
@@ -97,9 +101,11 @@ export function createProxyServer(deps: ProxyDeps): ProxyServer {
     },
     (req, res) => {
       const id = newRequestId();
-      const ctx = lazyContext(log, id);
+      const ctx = new LazyContext(log, id);
       res.setHeader('x-request-id', id);
-      const [path = '/'] = (req.url ?? '/').split('?', 1);
+      const url = req.url ?? '/';
+      const q = url.indexOf('?');
+      const path = q === -1 ? url : url.slice(0, q);
       const route = routeOf(req.method ?? 'GET', path);
       res.once('close', () => metrics.request(route ?? 'unknown', res.statusCode));
       if (draining) {
