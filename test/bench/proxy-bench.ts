@@ -2,7 +2,11 @@
 // pass-through proxy (the floor), and gateway-proxy with auth, limits and usage on; JSON and
 // streaming at 50 concurrent connections, then one request at a time for added latency and
 // added time to first streamed byte. Each server runs in its own process; CPU is read from
-// /proc/<pid>/stat. A script that prints figures, not a test.
+// /proc/<pid>/stat the same way for each. Every target gets the same client, upstream and pool
+// settings and a 1 s warm-up; rounds interleave the targets and the median is printed, so a
+// busy spell on a shared machine hits all of them alike. A script that prints figures, not a test.
+// Knobs: BENCH_SECONDS, BENCH_ROUNDS, BENCH_SERIAL (0 skips), BENCH_TARGETS, BENCH_PROFILE,
+// BENCH_GATEWAY_NODE_FLAGS.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,10 +15,15 @@ import { Pool } from 'undici';
 import { cliFor, tempDir } from '../helpers/cli.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONCURRENCY = 50;
 const SERIAL = Number(process.env.BENCH_SERIAL ?? 400);
 const TICKS = 100; // USER_HZ on Linux
+// BENCH_TARGETS=gateway (comma-separated name prefixes) runs only those; BENCH_PROFILE=<dir>
+// starts gateway-proxy under --cpu-prof and writes its profile there on exit.
+const ONLY = process.env.BENCH_TARGETS?.split(',').filter(Boolean) ?? [];
+const PROFILE = process.env.BENCH_PROFILE;
 
 async function start(args: string[], env: Record<string, string> = {}): Promise<{ child: ChildProcess; url: string }> {
   const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
@@ -57,7 +66,7 @@ const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, 
 
 async function load(t: Target, stream: boolean) {
   const pool = new Pool(t.url, { connections: CONCURRENCY, keepAliveTimeout: 60_000 });
-  const warmUntil = performance.now() + 500;
+  const warmUntil = performance.now() + 1_000; // JIT and pools warm before anything is counted
   await Promise.all(Array.from({ length: CONCURRENCY }, async () => { while (performance.now() < warmUntil) await once(pool, t, stream); }));
   const lat: number[] = [];
   const cpu0 = cpuSeconds(t.pid);
@@ -103,47 +112,67 @@ async function setupGateway(upstreamUrl: string): Promise<{ db: string; key: str
 
 const f = (n: number, d = 1) => n.toFixed(d);
 
+type LoadResult = Awaited<ReturnType<typeof load>>;
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/** Median of each figure over the rounds (rounds interleave targets, so a noisy spell hits all alike). */
+function medianOf(rs: LoadResult[]): LoadResult {
+  return { rps: median(rs.map((r) => r.rps)), p50: median(rs.map((r) => r.p50)), p90: median(rs.map((r) => r.p90)), p99: median(rs.map((r) => r.p99)), cpuUs: median(rs.map((r) => r.cpuUs)) };
+}
+
 async function main() {
   const up = await start([join(ROOT, 'test/bench/upstream-server.mjs')]);
-  const bare = await start([join(ROOT, 'test/bench/bare-proxy.mjs'), `${up.url}/v1`]);
+  const profile = PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE}`] : [];
+  const gatewayFlags = process.env.BENCH_GATEWAY_NODE_FLAGS?.split(' ').filter(Boolean) ?? []; // e.g. --trace-gc
+  const bare = await start([...profile, join(ROOT, 'test/bench/bare-proxy.mjs'), `${up.url}/v1`]);
   const { db, key } = await setupGateway(up.url);
-  const gateway = await start([join(ROOT, 'bin/gateway-proxy'), '--port', '0', '--db', db, '--log-level', 'warn', '--flush-interval-ms', '500'], { GATEWAY_MASTER_KEY: 'a'.repeat(64) });
-  const targets: Target[] = [
+  // Production settings (SQLite store, memory counters, default flush interval and batch size);
+  // only the log level is lowered so that start-up lines do not interleave with the figures.
+  const gateway = await start([...profile, ...gatewayFlags, join(ROOT, 'bin/gateway-proxy'), '--port', '0', '--db', db, '--log-level', 'warn'], { GATEWAY_MASTER_KEY: 'a'.repeat(64) });
+  const all: Target[] = [
     { name: 'upstream directly', url: up.url, pid: up.child.pid!, headers: {} },
     { name: 'bare undici proxy', url: bare.url, pid: bare.child.pid!, headers: {} },
     { name: 'gateway-proxy', url: gateway.url, pid: gateway.child.pid!, headers: { authorization: `Bearer ${key}` } },
   ];
-  console.log(`gateway-proxy benchmark: ${CONCURRENCY} connections, ${SECONDS} s per run, ${SERIAL} serial requests; node ${process.version}, ${(await import('node:os')).cpus().length} cores`);
+  const targets = ONLY.length ? all.filter((t) => ONLY.some((o) => t.name.startsWith(o))) : all;
+  console.log(`gateway-proxy benchmark: ${CONCURRENCY} connections, ${SECONDS} s per run, median of ${ROUNDS} interleaved rounds, ${SERIAL} serial requests; node ${process.version}, ${(await import('node:os')).cpus().length} cores, load ${(await import('node:os')).loadavg()[0]!.toFixed(1)}`);
   console.log('CPU/request is the serving process only (the upstream for the first row).\n');
-  const results: Record<string, Record<string, Awaited<ReturnType<typeof load>>>> = {};
+  const results: Record<string, Record<string, LoadResult>> = {};
   for (const stream of [false, true]) {
     const mode = stream ? 'streaming' : 'JSON';
+    const runs = new Map<string, LoadResult[]>(targets.map((t) => [t.name, []]));
+    for (let round = 0; round < ROUNDS; round++) for (const t of targets) runs.get(t.name)!.push(await load(t, stream));
     console.log(`${mode}, ${CONCURRENCY} concurrent:`);
     console.log('  target               req/s     p50 ms   p90 ms   p99 ms   CPU µs/req');
     for (const t of targets) {
-      const r = await load(t, stream);
+      const r = medianOf(runs.get(t.name)!);
       results[mode] = { ...results[mode], [t.name]: r };
       console.log(`  ${t.name.padEnd(18)} ${f(r.rps, 0).padStart(7)} ${f(r.p50, 2).padStart(9)} ${f(r.p90, 2).padStart(8)} ${f(r.p99, 2).padStart(8)} ${f(r.cpuUs, 0).padStart(11)}`);
     }
-    const g = results[mode]!['gateway-proxy']!;
-    const b = results[mode]!['bare undici proxy']!;
-    console.log(`  gateway vs bare: throughput ${f((g.rps / b.rps) * 100, 0)}% (target ≥70%), CPU/request ${f(g.cpuUs / b.cpuUs, 2)}× (target ≤1.5×)\n`);
+    const g = results[mode]!['gateway-proxy'];
+    const b = results[mode]!['bare undici proxy'];
+    if (g && b) console.log(`  gateway vs bare: throughput ${f((g.rps / b.rps) * 100, 0)}% (target ≥70%), CPU/request ${f(g.cpuUs / b.cpuUs, 2)}× (target ≤1.5×)`);
+    console.log('');
   }
-  console.log('one request at a time (median):');
-  console.log('  target               JSON ms   stream ms   stream first byte ms');
-  const s: Record<string, { json: Awaited<ReturnType<typeof serial>>; sse: Awaited<ReturnType<typeof serial>> }> = {};
-  for (const t of targets) {
-    const json = await serial(t, false);
-    const sse = await serial(t, true);
-    s[t.name] = { json, sse };
-    console.log(`  ${t.name.padEnd(18)} ${f(json.p50, 3).padStart(9)} ${f(sse.p50, 3).padStart(11)} ${f(sse.ttfb50, 3).padStart(14)}`);
+  if (SERIAL > 0) {
+    console.log('one request at a time (median):');
+    console.log('  target               JSON ms   stream ms   stream first byte ms');
+    const s: Record<string, { json: Awaited<ReturnType<typeof serial>>; sse: Awaited<ReturnType<typeof serial>> }> = {};
+    for (const t of targets) {
+      const json = await serial(t, false);
+      const sse = await serial(t, true);
+      s[t.name] = { json, sse };
+      console.log(`  ${t.name.padEnd(18)} ${f(json.p50, 3).padStart(9)} ${f(sse.p50, 3).padStart(11)} ${f(sse.ttfb50, 3).padStart(14)}`);
+    }
+    const g = s['gateway-proxy'];
+    const b = s['bare undici proxy'];
+    const u = s['upstream directly'];
+    if (g && b) console.log(`  added by gateway-proxy over the bare proxy: JSON ${f(g.json.p50 - b.json.p50, 3)} ms, stream ${f(g.sse.p50 - b.sse.p50, 3)} ms, first byte ${f(g.sse.ttfb50 - b.sse.ttfb50, 3)} ms (targets <0.5, <1)`);
+    if (g && u) console.log(`  added over the upstream directly:           JSON ${f(g.json.p50 - u.json.p50, 3)} ms, stream ${f(g.sse.p50 - u.sse.p50, 3)} ms, first byte ${f(g.sse.ttfb50 - u.sse.ttfb50, 3)} ms`);
   }
-  const g = s['gateway-proxy']!;
-  const b = s['bare undici proxy']!;
-  const u = s['upstream directly']!;
-  console.log(`  added by gateway-proxy over the bare proxy: JSON ${f(g.json.p50 - b.json.p50, 3)} ms, stream ${f(g.sse.p50 - b.sse.p50, 3)} ms, first byte ${f(g.sse.ttfb50 - b.sse.ttfb50, 3)} ms (targets <0.5, <1)`);
-  console.log(`  added over the upstream directly:           JSON ${f(g.json.p50 - u.json.p50, 3)} ms, stream ${f(g.sse.p50 - u.sse.p50, 3)} ms, first byte ${f(g.sse.ttfb50 - u.sse.ttfb50, 3)} ms`);
+  const exited = [gateway.child, bare.child].map((c) => new Promise((resolve) => c.once('exit', resolve)));
   for (const c of [gateway.child, bare.child, up.child]) c.kill('SIGTERM');
+  await Promise.all(exited); // a --cpu-prof profile is written as the process exits
 }
 
 main().catch((err) => {
