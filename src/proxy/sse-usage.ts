@@ -10,19 +10,18 @@
 // line ending (legal SSE, unseen from any OpenAI-compatible upstream) is not supported.
 // Chunks are kept as views until their event completes, so callers must not reuse buffers.
 
-const LF = 0x0a;
-const CR = 0x0d;
-const COLON = 0x3a;
+// Framing lives in sse-framer.ts; the rewriter, the one place that changes bytes, in sse-rewriter.ts.
+import { COLON, CR, dataText, formatSseData, isRecord, LF, lazyParse, NON_NULL_USAGE_RE, type SseEvent, SseFramer, toBuffer } from './sse-framer.js';
+
+export { formatSseData } from './sse-framer.js';
+export { createSseRewriter, type SseRewriter } from './sse-rewriter.js';
+
 const QUOTE = 0x22;
-const USAGE_KEY_BYTES = Buffer.from('"usage"');
 // Fields whose string values are completion text the client has received (OpenRouter streams
 // reasoning as delta.reasoning; tool calls as function.arguments).
 // One compiled regex finds them all: String#indexOf with these patterns built its search
 // tables on every call and was most of the observer's time (measured).
 const TEXT_VALUE_RE = /"(?:content|reasoning|refusal|arguments)"[ \t\r\n]*:[ \t\r\n]*"/g;
-// "usage" whose value is not null (OpenAI sends "usage":null on every chunk); the lookahead
-// cannot be satisfied by backtracking into the whitespace.
-const NON_NULL_USAGE_RE = /"usage"[ \t\r\n]*:(?=[ \t\r\n]*(?!null)[^ \t\r\n])/;
 const ERROR_KEY_RE = /"error"/;
 const JSON_NUMBER = /-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
 
@@ -70,101 +69,10 @@ export interface SseObserver {
   end(): void; // upstream EOF: an unterminated trailing event is still examined
 }
 
-export interface SseRewriter {
-  push(chunk: Uint8Array): Uint8Array[]; // bytes to send now: views of the input for untouched events
-  end(): Uint8Array[];
-}
-
 /** An OpenAI-shaped in-band error event (the openai SDK throws APIError on it, C.2). */
 export function formatSseError(err: { message: string; type: string; code: string | number | null; param?: string | null }): string {
   const error = { message: err.message, type: err.type, param: err.param ?? null, code: err.code };
   return formatSseData({ error });
-}
-
-export function formatSseData(value: unknown): string {
-  return `data: ${JSON.stringify(value)}\n\n`;
-}
-
-function toBuffer(chunk: Uint8Array): Buffer {
-  return Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-}
-
-interface SseEvent {
-  name: string;
-  data: Buffer[];
-}
-
-/** Splits bytes into events. Lines stay views of the input; only a line spanning chunks is copied. */
-class SseFramer {
-  comments = 0;
-  private pieces: Buffer[] = [];
-  private name = '';
-  private data: Buffer[] = [];
-  private lines = 0;
-
-  get atBoundary(): boolean {
-    return this.pieces.length === 0 && this.lines === 0;
-  }
-
-  /** Calls onEvent for each event the chunk completes, with the offset just past its blank line. */
-  feed(buf: Buffer, onEvent: (event: SseEvent, end: number) => void): void {
-    let start = 0;
-    for (let lf = buf.indexOf(LF); lf !== -1; lf = buf.indexOf(LF, start)) {
-      const event = this.line(this.join(buf.subarray(start, lf)));
-      start = lf + 1;
-      if (event) onEvent(event, start);
-    }
-    if (start < buf.length) this.pieces.push(buf.subarray(start));
-  }
-
-  /** At EOF: the unterminated last event, if any. */
-  finish(): SseEvent | null {
-    const ended = this.pieces.length > 0 ? this.line(this.join(Buffer.alloc(0))) : null;
-    return ended ?? (this.lines > 0 ? this.take() : null);
-  }
-
-  private join(tail: Buffer): Buffer {
-    let line = tail;
-    if (this.pieces.length > 0) {
-      this.pieces.push(tail);
-      line = Buffer.concat(this.pieces);
-      this.pieces = [];
-    }
-    return line.at(-1) === CR ? line.subarray(0, -1) : line;
-  }
-
-  private line(line: Buffer): SseEvent | null {
-    if (line.length === 0) return this.take();
-    this.lines++;
-    if (line[0] === COLON) this.comments++;
-    else if (isField(line, 'data')) this.data.push(fieldValue(line, 4));
-    else if (isField(line, 'event')) this.name = fieldValue(line, 5).toString();
-    return null;
-  }
-
-  private take(): SseEvent {
-    const event = { name: this.name, data: this.data };
-    this.name = '';
-    this.data = [];
-    this.lines = 0;
-    return event;
-  }
-}
-
-function isField(line: Buffer, field: string): boolean {
-  if (line.length < field.length) return false;
-  for (let i = 0; i < field.length; i++) if (line[i] !== field.charCodeAt(i)) return false;
-  return line.length === field.length || line[field.length] === COLON;
-}
-
-/** The value after `field:`, minus the single optional space the SSE spec allows. */
-function fieldValue(line: Buffer, nameLength: number): Buffer {
-  const start = nameLength + 1;
-  return line.subarray(line[start] === 0x20 ? start + 1 : start);
-}
-
-function dataText(event: SseEvent): string {
-  return event.data.map((b) => b.toString('utf8')).join('\n');
 }
 
 export function createSseObserver(): SseObserver {
@@ -215,27 +123,6 @@ function observeEvent(state: SseObservation, event: SseEvent): void {
 /** An `event: error` payload may be the error itself, an `{error}` envelope, or plain text. */
 function wrapError(parsed: unknown, text: string): unknown {
   return isRecord(parsed) && 'error' in parsed ? parsed : { error: parsed ?? text };
-}
-
-/** Parses at most once, and only when some question needs the whole chunk. */
-function lazyParse(text: string): () => unknown {
-  let done = false;
-  let value: unknown;
-  return () => {
-    if (!done) {
-      done = true;
-      try {
-        value = JSON.parse(text);
-      } catch {
-        value = undefined;
-      }
-    }
-    return value;
-  };
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function readIdentity(state: SseObservation, chunk: unknown): void {
@@ -377,81 +264,4 @@ function extractError(chunk: unknown): StreamError | null {
   };
   if (metadata) error.metadata = metadata;
   return error;
-}
-
-/**
- * Makes usage chunks match what the client asked for (C.2). Without include_usage no chunk keeps
- * a usage (a usage-only chunk is dropped); with it, usage arrives on its own chunk with
- * `choices: []`. Events without a non-null usage are forwarded as views of the input.
- */
-export function createSseRewriter(options: { includeUsage: boolean }): SseRewriter {
-  const framer = new SseFramer();
-  let held: Buffer[] = []; // bytes of the open event from earlier chunks, sent once it is judged
-  return {
-    push(chunk) {
-      const buf = toBuffer(chunk);
-      // Most chunks are whole events without a usage key: they pass as they are, unframed.
-      if (framer.atBoundary && endsWithEvent(buf) && !buf.includes(USAGE_KEY_BYTES)) return [buf];
-      const out: Uint8Array[] = [];
-      let runStart = 0; // first byte of buf neither emitted nor discarded
-      let eventStart = 0; // where the open event begins in buf (0 if it began earlier)
-      framer.feed(buf, (event, end) => {
-        const replacement = rewriteEvent(event, options.includeUsage);
-        if (replacement === null) {
-          out.push(...held);
-        } else {
-          if (eventStart > runStart) out.push(buf.subarray(runStart, eventStart));
-          if (replacement !== '') out.push(Buffer.from(replacement));
-          runStart = end;
-        }
-        held = [];
-        eventStart = end;
-      });
-      if (eventStart > runStart) out.push(buf.subarray(runStart, eventStart));
-      if (eventStart < buf.length) held.push(buf.subarray(eventStart));
-      return out;
-    },
-    end() {
-      const last = framer.finish();
-      const replacement = last ? rewriteEvent(last, options.includeUsage) : null;
-      const out: Uint8Array[] = replacement === null ? held : replacement === '' ? [] : [Buffer.from(replacement)];
-      held = [];
-      return out;
-    },
-  };
-}
-
-/** The chunk ends with a blank line (LF LF, or CR LF CR LF), so it closes its last event. */
-function endsWithEvent(buf: Buffer): boolean {
-  const n = buf.length;
-  if (n < 2 || buf[n - 1] !== LF) return false;
-  return buf[n - 2] === LF || (n >= 4 && buf[n - 2] === CR && buf[n - 3] === LF);
-}
-
-/** null keeps the event's bytes as they are, '' drops it, any other string replaces it. */
-function rewriteEvent(event: SseEvent, includeUsage: boolean): string | null {
-  if (!event.data.some((b) => b.includes(USAGE_KEY_BYTES))) return null;
-  const text = dataText(event);
-  if (!NON_NULL_USAGE_RE.test(text)) return null;
-  const parsed = lazyParse(text)();
-  if (!isRecord(parsed) || !isRecord(parsed.usage)) return null;
-  const { usage, ...rest } = parsed;
-  const { error, ...meta } = rest; // an error must reach the client once, never on the usage chunk
-  const choices = Array.isArray(parsed.choices) ? parsed.choices : [];
-  const informative = error != null || choices.some((c) => !isEmptyChoice(c));
-  if (!includeUsage) return informative ? formatSseData(rest) : '';
-  if (choices.length === 0 && error == null) return null;
-  const usageChunk = formatSseData({ ...meta, choices: [], usage });
-  return informative ? formatSseData(rest) + usageChunk : usageChunk;
-}
-
-/** A choice that tells the client nothing (OpenRouter's usage carrier: empty delta, no finish). */
-function isEmptyChoice(choice: unknown): boolean {
-  if (!isRecord(choice)) return false;
-  if (choice.finish_reason != null || choice.logprobs != null || choice.error != null) return false;
-  if (choice.delta == null) return true;
-  if (!isRecord(choice.delta)) return false;
-  return Object.entries(choice.delta).every(
-    ([k, v]) => k === 'role' || v === null || v === '' || (Array.isArray(v) && v.length === 0),
-  );
 }

@@ -1,0 +1,85 @@
+// The one place that changes streamed bytes: usage chunks reshaped to what the client asked for.
+import { CR, dataText, formatSseData, isRecord, LF, lazyParse, NON_NULL_USAGE_RE, type SseEvent, SseFramer, toBuffer, USAGE_KEY_BYTES } from './sse-framer.js';
+
+export interface SseRewriter {
+  /** Bytes to send now: views of the input for untouched events. */
+  push(chunk: Uint8Array): Uint8Array[];
+  end(): Uint8Array[];
+}
+
+/**
+ * Makes usage chunks match what the client asked for (C.2). Without include_usage no chunk keeps
+ * a usage (a usage-only chunk is dropped); with it, usage arrives on its own chunk with
+ * `choices: []`. Events without a non-null usage are forwarded as views of the input.
+ */
+export function createSseRewriter(options: { includeUsage: boolean }): SseRewriter {
+  const framer = new SseFramer();
+  let held: Buffer[] = []; // bytes of the open event from earlier chunks, sent once it is judged
+  return {
+    push(chunk) {
+      const buf = toBuffer(chunk);
+      // Most chunks are whole events without a usage key: they pass as they are, unframed.
+      if (framer.atBoundary && endsWithEvent(buf) && !buf.includes(USAGE_KEY_BYTES)) return [buf];
+      const out: Uint8Array[] = [];
+      let runStart = 0; // first byte of buf neither emitted nor discarded
+      let eventStart = 0; // where the open event begins in buf (0 if it began earlier)
+      framer.feed(buf, (event, end) => {
+        const replacement = rewriteEvent(event, options.includeUsage);
+        if (replacement === null) {
+          out.push(...held);
+        } else {
+          if (eventStart > runStart) out.push(buf.subarray(runStart, eventStart));
+          if (replacement !== '') out.push(Buffer.from(replacement));
+          runStart = end;
+        }
+        held = [];
+        eventStart = end;
+      });
+      if (eventStart > runStart) out.push(buf.subarray(runStart, eventStart));
+      if (eventStart < buf.length) held.push(buf.subarray(eventStart));
+      return out;
+    },
+    end() {
+      const last = framer.finish();
+      const replacement = last ? rewriteEvent(last, options.includeUsage) : null;
+      const out: Uint8Array[] = replacement === null ? held : replacement === '' ? [] : [Buffer.from(replacement)];
+      held = [];
+      return out;
+    },
+  };
+}
+
+/** The chunk ends with a blank line (LF LF, or CR LF CR LF), so it closes its last event. */
+function endsWithEvent(buf: Buffer): boolean {
+  const n = buf.length;
+  if (n < 2 || buf[n - 1] !== LF) return false;
+  return buf[n - 2] === LF || (n >= 4 && buf[n - 2] === CR && buf[n - 3] === LF);
+}
+
+/** null keeps the event's bytes as they are, '' drops it, any other string replaces it. */
+function rewriteEvent(event: SseEvent, includeUsage: boolean): string | null {
+  if (!event.data.some((b) => b.includes(USAGE_KEY_BYTES))) return null;
+  const text = dataText(event);
+  if (!NON_NULL_USAGE_RE.test(text)) return null;
+  const parsed = lazyParse(text)();
+  if (!isRecord(parsed) || !isRecord(parsed.usage)) return null;
+  const { usage, ...rest } = parsed;
+  const { error, ...meta } = rest; // an error must reach the client once, never on the usage chunk
+  const choices = Array.isArray(parsed.choices) ? parsed.choices : [];
+  const informative = error != null || choices.some((c) => !isEmptyChoice(c));
+  if (!includeUsage) return informative ? formatSseData(rest) : '';
+  if (choices.length === 0 && error == null) return null;
+  const usageChunk = formatSseData({ ...meta, choices: [], usage });
+  return informative ? formatSseData(rest) + usageChunk : usageChunk;
+}
+
+/** A choice that tells the client nothing (OpenRouter's usage carrier: empty delta, no finish). */
+function isEmptyChoice(choice: unknown): boolean {
+  if (!isRecord(choice)) return false;
+  if (choice.finish_reason != null || choice.logprobs != null || choice.error != null) return false;
+  if (choice.delta == null) return true;
+  if (!isRecord(choice.delta)) return false;
+  return Object.entries(choice.delta).every(
+    ([k, v]) => k === 'role' || v === null || v === '' || (Array.isArray(v) && v.length === 0),
+  );
+}
