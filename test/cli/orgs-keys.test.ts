@@ -112,3 +112,18 @@ describe('non-interactive rules', () => {
     expect(stdin.json()).toMatchObject({ upstream_key_hint: '1111' });
   });
 });
+
+describe('commander errors with --json', () => {
+  it('reports a bad option value, an unknown command and a missing verb as one JSON error with exit 2', async () => {
+    const gw = cliFor(await freshStoreUrl('sqlite'));
+    for (const argv of [['keys', 'create', '--rpm', 'abc', '--json'], ['frobnicate', '--json'], ['keys', '--json']]) {
+      const r = await gw(argv);
+      expect(r.code).toBe(2);
+      expect(r.stdout).toBe('');
+      expect(r.errorJson().error.code).toBe('usage_error');
+    }
+    const human = await gw(['keys', 'create', '--rpm', 'abc']);
+    expect(human.code).toBe(2);
+    expect(human.stderr).toContain("option '--rpm <n>' argument 'abc' is invalid");
+  });
+});
