@@ -2,14 +2,16 @@
 // refuse with nothing reserved (DESIGN §4). The worst case is the prompt's upper bound (see
 // chat-request.ts) plus the completion cap, priced.
 import type { Amounts, CounterRef, Denial, LimitBackend, Reservation } from '../shared/limits/types.js';
-import { countersFor } from '../shared/snapshot/counters.js';
+import { countersFor, creditScopesFor } from '../shared/snapshot/counters.js';
 import type { AuthOk } from '../shared/snapshot/auth.js';
 import { costMicros } from '../shared/snapshot/pricing.js';
 import type { Snapshot, SnapshotPrice } from '../shared/snapshot/types.js';
 import { type ChatRequest, type PromptTokens, promptTokens, requestedMaxTokens } from './chat-request.js';
 
 export interface AdmissionPlan {
-  counters: CounterRef[];
+  counters: readonly CounterRef[];
+  /** The credit scopes (`type:id`) among the counters: the usage event's creditScopes. */
+  creditScopes: readonly string[];
   price: SnapshotPrice;
   prompt: PromptTokens;
   /** Completion tokens reserved: the cap times n. */
@@ -39,6 +41,7 @@ export function planAdmission(p: PlanInput): AdmissionPlan {
   const counters = countersFor(p.snapshot, p.auth, p.req.model, p.now);
   return {
     counters,
+    creditScopes: creditScopesFor(p.snapshot, p.auth, p.req.model, p.now),
     price: p.price,
     prompt,
     completionCap,

@@ -3,7 +3,6 @@
 // one, else the price table; tokens the upstream did not report are estimated.
 import type { Amounts, CounterState, LimitBackend, Reservation } from '../shared/limits/types.js';
 import { usdToMicros } from '../shared/money.js';
-import { creditScopesOf } from '../shared/snapshot/counters.js';
 import type { AuthOk } from '../shared/snapshot/auth.js';
 import { costMicros } from '../shared/snapshot/pricing.js';
 import type { UsageSink } from '../shared/usage/types.js';
@@ -115,7 +114,7 @@ function record(deps: BillingDeps, bill: Bill, o: Outcome, charge: Charge, now: 
     ttfbMs: o.ttfbMs,
     stream: bill.stream,
     usageSource: charge.source,
-    creditScopes: creditScopesOf(bill.plan.counters),
+    creditScopes: bill.plan.creditScopes,
   });
   deps.metrics.usageEvent(charge.source);
   deps.metrics.tokens(charge.promptTokens, charge.completionTokens);

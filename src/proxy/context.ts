@@ -46,4 +46,6 @@ export interface RequestContext {
   /** performance.now() at arrival. */
   startedAt: number;
   log: Logger;
+  /** Called once when the response closes (sent, or the client went away); set by the handler. */
+  onClose: (() => void) | null;
 }

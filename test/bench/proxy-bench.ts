@@ -5,7 +5,7 @@
 // /proc/<pid>/stat the same way for each. Every target gets the same client, upstream and pool
 // settings and a 1 s warm-up; rounds interleave the targets and the median is printed, so a
 // busy spell on a shared machine hits all of them alike. A script that prints figures, not a test.
-// Knobs: BENCH_SECONDS, BENCH_ROUNDS, BENCH_SERIAL (0 skips), BENCH_TARGETS, BENCH_PROFILE,
+// Knobs: BENCH_SECONDS, BENCH_ROUNDS, BENCH_SERIAL (0 skips), BENCH_TARGETS, BENCH_MODES, BENCH_PROFILE,
 // BENCH_GATEWAY_NODE_FLAGS.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -24,6 +24,8 @@ const TICKS = 100; // USER_HZ on Linux
 // starts gateway-proxy under --cpu-prof and writes its profile there on exit.
 const ONLY = process.env.BENCH_TARGETS?.split(',').filter(Boolean) ?? [];
 const PROFILE = process.env.BENCH_PROFILE;
+// BENCH_MODES=json or =stream runs only that half (handy with BENCH_PROFILE).
+const MODES = (process.env.BENCH_MODES ?? 'json,stream').split(',');
 
 async function start(args: string[], env: Record<string, string> = {}): Promise<{ child: ChildProcess; url: string }> {
   const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
@@ -39,9 +41,10 @@ async function start(args: string[], env: Record<string, string> = {}): Promise<
   return { child, url };
 }
 
-function cpuSeconds(pid: number): number {
+/** User and system CPU seconds of a process so far. */
+function cpuSeconds(pid: number): { user: number; sys: number } {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / TICKS;
+  return { user: Number(fields[11]) / TICKS, sys: Number(fields[12]) / TICKS };
 }
 
 interface Target {
@@ -74,10 +77,12 @@ async function load(t: Target, stream: boolean) {
   const end = t0 + SECONDS * 1000;
   await Promise.all(Array.from({ length: CONCURRENCY }, async () => { while (performance.now() < end) lat.push((await once(pool, t, stream)).total); }));
   const secs = (performance.now() - t0) / 1000;
-  const cpu = cpuSeconds(t.pid) - cpu0;
+  const cpu1 = cpuSeconds(t.pid);
+  const user = cpu1.user - cpu0.user;
+  const sys = cpu1.sys - cpu0.sys;
   await pool.close();
   lat.sort((a, b) => a - b);
-  return { rps: lat.length / secs, p50: pct(lat, 50), p90: pct(lat, 90), p99: pct(lat, 99), cpuUs: (cpu / lat.length) * 1e6 };
+  return { rps: lat.length / secs, p50: pct(lat, 50), p90: pct(lat, 90), p99: pct(lat, 99), cpuUs: ((user + sys) / lat.length) * 1e6, sysUs: (sys / lat.length) * 1e6 };
 }
 
 async function serial(t: Target, stream: boolean) {
@@ -117,12 +122,12 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 /** Median of each figure over the rounds (rounds interleave targets, so a noisy spell hits all alike). */
 function medianOf(rs: LoadResult[]): LoadResult {
-  return { rps: median(rs.map((r) => r.rps)), p50: median(rs.map((r) => r.p50)), p90: median(rs.map((r) => r.p90)), p99: median(rs.map((r) => r.p99)), cpuUs: median(rs.map((r) => r.cpuUs)) };
+  return { rps: median(rs.map((r) => r.rps)), p50: median(rs.map((r) => r.p50)), p90: median(rs.map((r) => r.p90)), p99: median(rs.map((r) => r.p99)), cpuUs: median(rs.map((r) => r.cpuUs)), sysUs: median(rs.map((r) => r.sysUs)) };
 }
 
 async function main() {
   const up = await start([join(ROOT, 'test/bench/upstream-server.mjs')]);
-  const profile = PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE}`] : [];
+  const profile = PROFILE ? ['--cpu-prof', '--cpu-prof-interval=100', `--cpu-prof-dir=${PROFILE}`] : [];
   const gatewayFlags = process.env.BENCH_GATEWAY_NODE_FLAGS?.split(' ').filter(Boolean) ?? []; // e.g. --trace-gc
   const bare = await start([...profile, join(ROOT, 'test/bench/bare-proxy.mjs'), `${up.url}/v1`]);
   const { db, key } = await setupGateway(up.url);
@@ -138,16 +143,16 @@ async function main() {
   console.log(`gateway-proxy benchmark: ${CONCURRENCY} connections, ${SECONDS} s per run, median of ${ROUNDS} interleaved rounds, ${SERIAL} serial requests; node ${process.version}, ${(await import('node:os')).cpus().length} cores, load ${(await import('node:os')).loadavg()[0]!.toFixed(1)}`);
   console.log('CPU/request is the serving process only (the upstream for the first row).\n');
   const results: Record<string, Record<string, LoadResult>> = {};
-  for (const stream of [false, true]) {
+  for (const stream of [false, true].filter((s) => MODES.includes(s ? 'stream' : 'json'))) {
     const mode = stream ? 'streaming' : 'JSON';
     const runs = new Map<string, LoadResult[]>(targets.map((t) => [t.name, []]));
     for (let round = 0; round < ROUNDS; round++) for (const t of targets) runs.get(t.name)!.push(await load(t, stream));
     console.log(`${mode}, ${CONCURRENCY} concurrent:`);
-    console.log('  target               req/s     p50 ms   p90 ms   p99 ms   CPU µs/req');
+    console.log('  target               req/s     p50 ms   p90 ms   p99 ms   CPU µs/req (of it kernel)');
     for (const t of targets) {
       const r = medianOf(runs.get(t.name)!);
       results[mode] = { ...results[mode], [t.name]: r };
-      console.log(`  ${t.name.padEnd(18)} ${f(r.rps, 0).padStart(7)} ${f(r.p50, 2).padStart(9)} ${f(r.p90, 2).padStart(8)} ${f(r.p99, 2).padStart(8)} ${f(r.cpuUs, 0).padStart(11)}`);
+      console.log(`  ${t.name.padEnd(18)} ${f(r.rps, 0).padStart(7)} ${f(r.p50, 2).padStart(9)} ${f(r.p90, 2).padStart(8)} ${f(r.p99, 2).padStart(8)} ${f(r.cpuUs, 0).padStart(11)} (${f(r.sysUs, 0)})`);
     }
     const g = results[mode]!['gateway-proxy'];
     const b = results[mode]!['bare undici proxy'];

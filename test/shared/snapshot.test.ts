@@ -165,6 +165,27 @@ describe.each(DIALECTS)('snapshot on %s', (dialect) => {
     expect(countersFor(snap, a, 'x/y', Date.UTC(2030, 0, 16, 1)).find((c) => c.window === 'day')?.since).toBe(Date.UTC(2030, 0, 16));
   });
 
+  it('keeps counters per snapshot only while they hold: a reset of a rolling window matters for one hour', async () => {
+    const w = await world(dialect);
+    stores.push(w.store);
+    const resetAt = Date.UTC(2030, 0, 15, 18);
+    await w.store.transaction(async (tx) => {
+      await applyLimits(tx, w.ctx, { type: 'key', id: w.child.key.id }, [{ metric: 'requests', window: 'minute', max: 10 }]);
+      await tx.insert(w.store.t.limitResets).values({ scopeType: 'key', scopeId: w.child.key.id, window: 'minute', resetAt: new Date(resetAt), actor: 't' });
+    });
+    const snap = await loadSnapshot(w.store, MASTER_KEY);
+    const a = ok(authenticate(snap, w.child.plaintext, resetAt));
+    const since = (at: number) => countersFor(snap, a, 'x/y', at).find((c) => c.window === 'minute')?.since;
+    expect(since(resetAt + 10 * 60_000)).toBe(resetAt);
+    expect(countersFor(snap, a, 'x/y', resetAt + 20 * 60_000)).toBe(countersFor(snap, a, 'x/y', resetAt + 10 * 60_000)); // kept
+    expect(since(resetAt + 3_600_000 + 1)).toBe(0);
+    // A new snapshot (any change in gatewayctl) starts afresh.
+    await w.store.transaction((tx) => applyLimits(tx, w.ctx, { type: 'key', id: w.child.key.id }, [{ metric: 'requests', window: 'minute', max: 20 }]));
+    const next = await loadSnapshot(w.store, MASTER_KEY);
+    const b = ok(authenticate(next, w.child.plaintext, resetAt));
+    expect(countersFor(next, b, 'x/y', resetAt + 10 * 60_000).find((c) => c.window === 'minute')?.max).toBe(20);
+  });
+
   it('prices known models exactly, refuses unknown ones unless the org treats them as free', async () => {
     const w = await world(dialect);
     stores.push(w.store);

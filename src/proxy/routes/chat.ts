@@ -115,12 +115,12 @@ async function serve(
   const stream = parsed.stream === true;
   const abort = new ClientAbort();
   let gone = false;
-  res.once('close', () => {
+  ctx.onClose = () => {
     if (!res.writableFinished) {
       gone = true;
       abort.abort();
     }
-  });
+  };
   const bill: Bill = {
     requestId: ctx.id,
     auth,

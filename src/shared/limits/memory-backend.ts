@@ -18,11 +18,18 @@ interface Fixed {
 
 interface Rolling {
   kind: 'rolling';
-  /** bucket index → amount; a Map keeps insertion (= time) order. */
+  /** bucket index → amount. */
   buckets: Map<number, number>;
   /** A reset made through reset(): buckets before it no longer count. */
   since: number;
+  /** Σ buckets, kept as they change, so a request does not walk a minute of buckets. */
+  sum: number;
+  /** Lowest and highest bucket index held (null when empty). */
+  oldest: number | null;
+  newest: number | null;
 }
+
+const emptyRolling = (): Rolling => ({ kind: 'rolling', buckets: new Map(), since: 0, sum: 0, oldest: null, newest: null });
 
 type State = Fixed | Rolling;
 
@@ -49,9 +56,16 @@ export class MemoryLimitBackend implements LimitBackend {
     this.ttl = opts.reservationTtlMs ?? 3_600_000;
   }
 
-  async reserve(requestId: string, counters: readonly CounterRef[], amounts: Amounts, now: number, opts?: ReserveOptions): Promise<Admission> {
-    await this.seed(counters, now, opts?.failureMode ?? 'closed');
-    // From here to the return nothing awaits: this is the atomic section.
+  reserve(requestId: string, counters: readonly CounterRef[], amounts: Amounts, now: number, opts?: ReserveOptions): Promise<Admission> {
+    // Counters seen before need no seeding: no await at all on the usual path.
+    for (const c of counters) {
+      if (!this.states.has(c.id)) return this.seed(counters, now, opts?.failureMode ?? 'closed').then(() => this.reserveNow(requestId, counters, amounts, now));
+    }
+    return Promise.resolve(this.reserveNow(requestId, counters, amounts, now));
+  }
+
+  /** The atomic section: nothing in here awaits. */
+  private reserveNow(requestId: string, counters: readonly CounterRef[], amounts: Amounts, now: number): Admission {
     const used = counters.map((c) => this.usedOf(c, now));
     for (let i = 0; i < counters.length; i++) {
       const c = counters[i]!;
@@ -96,6 +110,9 @@ export class MemoryLimitBackend implements LimitBackend {
     if (s.kind === 'rolling') {
       s.buckets.clear();
       s.since = now;
+      s.sum = 0;
+      s.oldest = null;
+      s.newest = null;
     } else {
       s.since = Math.max(s.since, now);
       s.used = 0;
@@ -143,9 +160,7 @@ export class MemoryLimitBackend implements LimitBackend {
       if (this.states.has(c.id) || seeds[i] === null) return;
       this.states.set(
         c.id,
-        isRolling(c.window)
-          ? { kind: 'rolling', buckets: new Map(), since: 0 }
-          : { kind: 'fixed', ref: c, since: effectiveSince(c.window, c.since, now), used: seeds[i]!, seed: seeds[i]! },
+        isRolling(c.window) ? emptyRolling() : { kind: 'fixed', ref: c, since: effectiveSince(c.window, c.since, now), used: seeds[i]!, seed: seeds[i]! },
       );
     });
   }
@@ -153,9 +168,7 @@ export class MemoryLimitBackend implements LimitBackend {
   private state(c: CounterRef, now: number): State {
     let s = this.states.get(c.id);
     if (!s) {
-      s = isRolling(c.window)
-        ? { kind: 'rolling', buckets: new Map(), since: 0 }
-        : { kind: 'fixed', ref: c, since: effectiveSince(c.window, c.since, now), used: 0, seed: 0 };
+      s = isRolling(c.window) ? emptyRolling() : { kind: 'fixed', ref: c, since: effectiveSince(c.window, c.since, now), used: 0, seed: 0 };
       this.states.set(c.id, s);
     }
     if (s.kind === 'fixed') {
@@ -169,18 +182,15 @@ export class MemoryLimitBackend implements LimitBackend {
       s.ref = c;
     } else {
       const min = Math.max(minBucket(c, now), Math.ceil(s.since / BUCKET_MS[c.window]!));
-      for (const idx of s.buckets.keys()) if (idx < min) s.buckets.delete(idx);
+      if (s.oldest !== null && s.oldest < min) prune(s, min);
     }
     return s;
   }
 
+  /** What a counter holds at `now`; rolling windows are pruned to the window first, so their sum is exact. */
   private usedOf(c: CounterRef, now: number): number {
     const s = this.state(c, now);
-    if (s.kind === 'fixed') return s.used;
-    const min = minBucket(c, now);
-    let sum = 0;
-    for (const [idx, a] of s.buckets) if (idx >= min) sum += a;
-    return sum;
+    return s.kind === 'fixed' ? s.used : s.sum;
   }
 
   private add(c: CounterRef, amount: number, now: number): Entry {
@@ -191,6 +201,9 @@ export class MemoryLimitBackend implements LimitBackend {
     }
     const idx = bucketOf(c, now);
     s.buckets.set(idx, (s.buckets.get(idx) ?? 0) + amount);
+    s.sum += amount;
+    if (s.oldest === null || idx < s.oldest) s.oldest = idx;
+    if (s.newest === null || idx > s.newest) s.newest = idx;
     return { counterId: c.id, slot: idx };
   }
 
@@ -203,15 +216,17 @@ export class MemoryLimitBackend implements LimitBackend {
       return;
     }
     const cur = s.buckets.get(slot);
-    if (cur !== undefined) s.buckets.set(slot, Math.max(0, cur + delta));
+    if (cur === undefined) return;
+    const next = Math.max(0, cur + delta);
+    s.buckets.set(slot, next);
+    s.sum += next - cur;
   }
 
   private stateOf(c: CounterRef, now: number): CounterState {
     const used = this.usedOf(c, now);
     const s = this.states.get(c.id)!;
     if (s.kind === 'fixed') return counterState(c, used, calendarResetAt(c, now));
-    const newest = [...s.buckets.keys()].pop() ?? null;
-    return counterState(c, used, rollingEmptyAt(c, newest));
+    return counterState(c, used, rollingEmptyAt(c, s.newest));
   }
 
   private freeAt(c: CounterRef, amounts: Amounts, now: number): number | null {
@@ -227,4 +242,22 @@ export class MemoryLimitBackend implements LimitBackend {
     this.sweepAt = now + 60_000;
     for (const [id, r] of this.open) if (now - r.at > this.ttl) this.open.delete(id);
   }
+}
+
+/** Drops the buckets of a rolling window below `min`, keeping its sum and bounds exact. */
+function prune(s: Rolling, min: number): void {
+  let oldest: number | null = null;
+  let newest: number | null = null;
+  for (const [idx, a] of s.buckets) {
+    if (idx < min) {
+      s.buckets.delete(idx);
+      s.sum -= a;
+    } else {
+      if (oldest === null || idx < oldest) oldest = idx;
+      if (newest === null || idx > newest) newest = idx;
+    }
+  }
+  s.oldest = oldest;
+  s.newest = newest;
+  if (s.buckets.size === 0) s.sum = 0; // no floating drift: amounts are integers, but be exact anyway
 }

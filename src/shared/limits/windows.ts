@@ -13,14 +13,36 @@ export const BUCKET_MS: Partial<Record<Window, number>> = { minute: 1_000, hour:
 
 export const isRolling = (w: Window): boolean => w === 'minute' || w === 'hour';
 
-export function utcDayStart(now: number): number {
+/**
+ * The UTC day and month containing the last instant asked about. Every request asks for these
+ * several times (each counter's window start and reset); building Date objects each time was a
+ * measurable share of the proxy's CPU, so they are computed again only when asked about another day.
+ */
+interface Calendar {
+  dayStart: number;
+  dayEnd: number;
+  monthStart: number;
+  monthEnd: number;
+}
+
+let cal: Calendar = { dayStart: 0, dayEnd: -1, monthStart: 0, monthEnd: -1 };
+
+function calendarAt(now: number): Calendar {
+  if (now >= cal.dayStart && now < cal.dayEnd) return cal;
   const d = new Date(now);
-  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate());
+  const y = d.getUTCFullYear();
+  const m = d.getUTCMonth();
+  const day = d.getUTCDate();
+  cal = { dayStart: Date.UTC(y, m, day), dayEnd: Date.UTC(y, m, day + 1), monthStart: Date.UTC(y, m, 1), monthEnd: Date.UTC(y, m + 1, 1) };
+  return cal;
+}
+
+export function utcDayStart(now: number): number {
+  return calendarAt(now).dayStart;
 }
 
 export function utcMonthStart(now: number): number {
-  const d = new Date(now);
-  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1);
+  return calendarAt(now).monthStart;
 }
 
 /** Start of the calendar window containing `now`: UTC day or month; 0 for total and rolling windows. */
@@ -32,9 +54,8 @@ export function calendarStart(window: Window, now: number): number {
 
 /** End of the calendar window containing `now`, or null for total (never) and rolling windows. */
 export function calendarEnd(window: Window, now: number): number | null {
-  const d = new Date(now);
-  if (window === 'day') return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate() + 1);
-  if (window === 'month') return Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1);
+  if (window === 'day') return calendarAt(now).dayEnd;
+  if (window === 'month') return calendarAt(now).monthEnd;
   return null;
 }
 

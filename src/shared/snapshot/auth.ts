@@ -1,5 +1,6 @@
 // Per-request checks against the snapshot: pure functions, no I/O. Denials are values
 // (STYLE.md §8); the proxy turns them into OpenAI-shaped errors at the edge.
+import { timingSafeEqual } from 'node:crypto';
 import { ipAllowed as blockListAllows, referrerAllowed as referrerMatches } from '../ip-rules.js';
 import { parseKey, verifyKeyHash } from '../keys.js';
 import { anyMatches } from '../model-patterns.js';
@@ -28,15 +29,42 @@ export type AuthResult = AuthOk | AuthDenial;
 const deny = (code: AuthDenialCode, message: string): AuthDenial => ({ ok: false, code, message });
 const INVALID = deny('invalid_api_key', 'Incorrect API key provided.');
 
+/**
+ * Secrets already proven to hash to a key's current (or previous) hash, per snapshot key
+ * object. Hashing every request cost ~10 µs of CPU; a constant-time comparison with a secret
+ * proven before costs well under one. A reload builds new key objects, so a rotation,
+ * revocation or any other change starts from a full verification again, and the WeakMap lets
+ * old snapshots' entries go with them.
+ */
+const proven = new WeakMap<SnapshotKey, { current: Buffer | null; previous: Buffer | null }>();
+
+const same = (a: Buffer | null, b: Buffer): boolean => a !== null && a.length === b.length && timingSafeEqual(a, b);
+
+/** Which of the key's secrets the presented key is: the current one, the previous one, or neither. */
+function matchSecret(key: SnapshotKey, presentedKey: string): { current: boolean; previous: boolean } {
+  const presented = Buffer.from(presentedKey, 'latin1'); // parseKey admitted only ASCII
+  const known = proven.get(key);
+  if (known && same(known.current, presented)) return { current: true, previous: false };
+  if (known && same(known.previous, presented)) return { current: false, previous: true };
+  const current = verifyKeyHash(presentedKey, key.keyHash);
+  // Always run the second comparison too, so timing does not reveal which secret matched.
+  const previous = key.prevKeyHash !== null && verifyKeyHash(presentedKey, key.prevKeyHash);
+  if (current || previous) {
+    const entry = known ?? { current: null, previous: null };
+    if (current) entry.current = presented;
+    else entry.previous = presented;
+    proven.set(key, entry);
+  }
+  return { current, previous };
+}
+
 /** Authenticates a presented key (the bearer token) against the snapshot. `now` is ms epoch. */
 export function authenticate(snapshot: Snapshot, presentedKey: string, now: number): AuthResult {
   const parsed = parseKey(presentedKey);
   if (!parsed) return INVALID;
   const key = snapshot.keys.get(parsed.id);
   if (!key || key.env !== parsed.env) return INVALID;
-  const current = verifyKeyHash(presentedKey, key.keyHash);
-  // Always run the second comparison too, so timing does not reveal which secret matched.
-  const previous = key.prevKeyHash !== null && verifyKeyHash(presentedKey, key.prevKeyHash);
+  const { current, previous } = matchSecret(key, presentedKey);
   const inGrace = key.prevKeyExpiresAt !== null && now < key.prevKeyExpiresAt;
   if (!current && !(previous && inGrace)) return INVALID;
 

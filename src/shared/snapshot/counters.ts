@@ -1,7 +1,7 @@
 // Which counters a request touches: every limit of the key, of each ancestor key, of the key's
 // user and of the org, plus a credit counter per scope that holds a ledger (DESIGN.md §4).
 import type { CounterRef } from '../limits/types.js';
-import { calendarStart, isRolling } from '../limits/windows.js';
+import { calendarStart, isRolling, utcDayStart } from '../limits/windows.js';
 import { modelMatches } from '../model-patterns.js';
 import type { ScopeType, Window } from '../services/limits.js';
 import type { AuthOk } from './auth.js';
@@ -39,7 +39,52 @@ export const counterId = (scope: Scoped, model: string, metric: string, window: 
 
 export const creditCounterId = (scope: Scoped) => `credits:${scope.type}:${scope.id}`;
 
-export function countersFor(snapshot: Snapshot, auth: AuthOk, model: string, now: number): CounterRef[] {
+/**
+ * The counters of (key, model) in one snapshot stay the same until a calendar day ends or a
+ * recent quota reset stops mattering to a rolling window; building them cost a measurable
+ * share of a request's CPU, so they are kept until then. A reload is a new snapshot and starts
+ * afresh. Callers must treat the result as read-only.
+ */
+const cache = new WeakMap<Snapshot, Map<string, { since: number; until: number; refs: readonly CounterRef[]; creditScopes: readonly string[] }>>();
+const CACHE_MAX = 10_000;
+
+function cached(snapshot: Snapshot, auth: AuthOk, model: string, now: number) {
+  let bySnapshot = cache.get(snapshot);
+  if (!bySnapshot) {
+    bySnapshot = new Map();
+    cache.set(snapshot, bySnapshot);
+  }
+  const k = `${auth.key.id}\u0000${model}`;
+  const hit = bySnapshot.get(k);
+  if (hit && now >= hit.since && now < hit.until) return hit;
+  const refs = buildCounters(snapshot, auth, model, now);
+  const entry = { since: utcDayStart(now), until: validUntil(snapshot, refs, now), refs, creditScopes: creditScopesOf(refs) };
+  if (bySnapshot.size >= CACHE_MAX) bySnapshot.clear();
+  bySnapshot.set(k, entry);
+  return entry;
+}
+
+/** When counters built at `now` may change: the next UTC day, or an hour after a recent reset of a rolling window. */
+function validUntil(snapshot: Snapshot, refs: readonly CounterRef[], now: number): number {
+  let until = utcDayStart(now) + 86_400_000;
+  for (const c of refs) {
+    if (!isRolling(c.window)) continue;
+    const reset = resetAt(snapshot, { type: c.scopeType, id: c.scopeId }, c.window);
+    if (reset > now - 3_600_000) until = Math.min(until, reset + 3_600_000);
+  }
+  return until;
+}
+
+export function countersFor(snapshot: Snapshot, auth: AuthOk, model: string, now: number): readonly CounterRef[] {
+  return cached(snapshot, auth, model, now).refs;
+}
+
+/** The credit scopes (`type:id`) a request of this key and model is charged to. */
+export function creditScopesFor(snapshot: Snapshot, auth: AuthOk, model: string, now: number): readonly string[] {
+  return cached(snapshot, auth, model, now).creditScopes;
+}
+
+function buildCounters(snapshot: Snapshot, auth: AuthOk, model: string, now: number): CounterRef[] {
   const out: CounterRef[] = [];
   const scopes = scopesOf(auth);
   for (const scope of scopes) {
