@@ -1,5 +1,5 @@
 // The one place that changes streamed bytes: usage chunks reshaped to what the client asked for.
-import { CR, dataText, formatSseData, isRecord, LF, lazyParse, NON_NULL_USAGE_RE, type SseEvent, SseFramer, toBuffer, USAGE_KEY_BYTES } from './sse-framer.js';
+import { CR, dataBytes, formatSseData, isRecord, LF, latin1ToText, NON_NULL_USAGE_RE, type SseEvent, SseFramer, toBuffer, USAGE_KEY_BYTES } from './sse-framer.js';
 
 export interface SseRewriter {
   /** Bytes to send now: views of the input for untouched events. */
@@ -58,10 +58,15 @@ function endsWithEvent(buf: Buffer): boolean {
 
 /** null keeps the event's bytes as they are, '' drops it, any other string replaces it. */
 function rewriteEvent(event: SseEvent, includeUsage: boolean): string | null {
-  if (!event.data.some((b) => b.includes(USAGE_KEY_BYTES))) return null;
-  const text = dataText(event);
-  if (!NON_NULL_USAGE_RE.test(text)) return null;
-  const parsed = lazyParse(text)();
+  if (!event.data.some((b) => b.includes('"usage"'))) return null;
+  const bytes = dataBytes(event);
+  if (!NON_NULL_USAGE_RE.test(bytes)) return null;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(latin1ToText(bytes));
+  } catch {
+    return null;
+  }
   if (!isRecord(parsed) || !isRecord(parsed.usage)) return null;
   const { usage, ...rest } = parsed;
   const { error, ...meta } = rest; // an error must reach the client once, never on the usage chunk

@@ -11,7 +11,7 @@
 // Chunks are kept as views until their event completes, so callers must not reuse buffers.
 
 // Framing lives in sse-framer.ts; the rewriter, the one place that changes bytes, in sse-rewriter.ts.
-import { COLON, CR, dataText, formatSseData, isRecord, LF, lazyParse, NON_NULL_USAGE_RE, type SseEvent, SseFramer, toBuffer } from './sse-framer.js';
+import { COLON, CR, dataBytes, formatSseData, isRecord, LF, latin1ToText, lazyParse, NON_NULL_USAGE_RE, type SseEvent, SseFramer, toBuffer } from './sse-framer.js';
 
 export { formatSseData } from './sse-framer.js';
 export { createSseRewriter, type SseRewriter } from './sse-rewriter.js';
@@ -106,18 +106,19 @@ export function createSseObserver(): SseObserver {
 
 function observeEvent(state: SseObservation, event: SseEvent): void {
   if (event.data.length === 0) return;
-  const text = dataText(event);
-  if (text === '[DONE]') {
+  // The data as bytes (latin1); decoded to text only when it must be parsed.
+  const bytes = dataBytes(event);
+  if (bytes === '[DONE]') {
     state.done = true;
     return;
   }
   state.events++;
-  const parsed = lazyParse(text);
-  if (event.name === 'error') state.error = extractError(wrapError(parsed(), text));
+  const parsed = lazyParse(() => latin1ToText(bytes));
+  if (event.name === 'error') state.error = extractError(wrapError(parsed(), latin1ToText(bytes)));
   if (state.events === 1) readIdentity(state, parsed());
-  measureDelivered(state, text);
-  if (NON_NULL_USAGE_RE.test(text)) state.usage = extractUsage(parsed(), text) ?? state.usage;
-  if (ERROR_KEY_RE.test(text)) state.error = extractError(parsed()) ?? state.error;
+  measureDelivered(state, bytes);
+  if (NON_NULL_USAGE_RE.test(bytes)) state.usage = extractUsage(parsed(), bytes) ?? state.usage;
+  if (ERROR_KEY_RE.test(bytes)) state.error = extractError(parsed()) ?? state.error;
 }
 
 /** An `event: error` payload may be the error itself, an `{error}` envelope, or plain text. */
@@ -131,26 +132,49 @@ function readIdentity(state: SseObservation, chunk: unknown): void {
   if (typeof chunk.model === 'string') state.model = chunk.model;
 }
 
-/** A string scan instead of JSON.parse: this runs on every chunk of every stream. */
-function measureDelivered(state: SseObservation, text: string): void {
+/**
+ * A scan instead of JSON.parse: this runs on every chunk of every stream. `bytes` is the event's
+ * data as a latin1 string, so a string value's raw length is its UTF-8 size; values with
+ * escapes are decoded properly.
+ */
+function measureDelivered(state: SseObservation, bytes: string): void {
   let chars = 0;
-  let bytes = 0;
+  let size = 0;
   TEXT_VALUE_RE.lastIndex = 0;
-  for (let m = TEXT_VALUE_RE.exec(text); m !== null; m = TEXT_VALUE_RE.exec(text)) {
+  for (let m = TEXT_VALUE_RE.exec(bytes); m !== null; m = TEXT_VALUE_RE.exec(bytes)) {
     const open = TEXT_VALUE_RE.lastIndex - 1;
-    const close = stringEnd(text, open);
+    const close = stringEnd(bytes, open);
     if (close === -1) break;
     TEXT_VALUE_RE.lastIndex = close + 1;
-    const value = decodeString(text.slice(open + 1, close));
+    const raw = bytes.slice(open + 1, close);
+    if (raw.length === 0) continue;
+    if (!raw.includes('\\')) {
+      chars += utf16LengthOfUtf8(raw);
+      size += raw.length;
+      continue;
+    }
+    const value = decodeString(latin1ToText(raw));
     if (value) {
       chars += value.length;
-      bytes += utf8Length(value);
+      size += utf8Length(value);
     }
   }
   if (chars === 0) return;
   state.deltas++;
   state.deliveredChars += chars;
-  state.deliveredBytes += bytes;
+  state.deliveredBytes += size;
+}
+
+/** UTF-16 length of the text that UTF-8 bytes (held one per character) encode: lead bytes count, 4-byte sequences twice. */
+function utf16LengthOfUtf8(bytes: string): number {
+  let n = 0;
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes.charCodeAt(i);
+    if (b < 0x80) n++;
+    else if (b >= 0xf0) n += 2;
+    else if (b >= 0xc0) n++;
+  }
+  return n;
 }
 
 /** UTF-8 size of a string; for the short deltas of a stream this beats Buffer.byteLength's native call. */
