@@ -6,7 +6,9 @@
 // settings and a 1 s warm-up; rounds interleave the targets and the median is printed, so a
 // busy spell on a shared machine hits all of them alike. A script that prints figures, not a test.
 // Knobs: BENCH_SECONDS, BENCH_ROUNDS, BENCH_SERIAL (0 skips), BENCH_TARGETS, BENCH_MODES, BENCH_PROFILE,
-// BENCH_GATEWAY_NODE_FLAGS.
+// BENCH_GATEWAY_NODE_FLAGS, BENCH_VARIANT_ENV (e.g. "GATEWAY_X=1 GATEWAY_Y=2": a second gateway
+// process with that environment, interleaved with the first, for A/B experiments on one machine),
+// BENCH_VARIANT_BIN (the variant runs this gateway-proxy instead, e.g. a worktree of another commit).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -139,6 +141,15 @@ async function main() {
     { name: 'bare undici proxy', url: bare.url, pid: bare.child.pid!, headers: {} },
     { name: 'gateway-proxy', url: gateway.url, pid: gateway.child.pid!, headers: { authorization: `Bearer ${key}` } },
   ];
+  const variantEnv = process.env.BENCH_VARIANT_ENV?.trim() ?? '';
+  const variantBin = process.env.BENCH_VARIANT_BIN;
+  let variant: ChildProcess | null = null;
+  if (variantEnv || variantBin) {
+    const env = Object.fromEntries(variantEnv.split(/\s+/).filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+    const v = await start([...gatewayFlags, variantBin ?? join(ROOT, 'bin/gateway-proxy'), '--port', '0', '--db', db, '--log-level', 'warn'], { GATEWAY_MASTER_KEY: 'a'.repeat(64), ...env });
+    variant = v.child;
+    all.push({ name: 'gateway variant', url: v.url, pid: v.child.pid!, headers: { authorization: `Bearer ${key}` } });
+  }
   const targets = ONLY.length ? all.filter((t) => ONLY.some((o) => t.name.startsWith(o))) : all;
   console.log(`gateway-proxy benchmark: ${CONCURRENCY} connections, ${SECONDS} s per run, median of ${ROUNDS} interleaved rounds, ${SERIAL} serial requests; node ${process.version}, ${(await import('node:os')).cpus().length} cores, load ${(await import('node:os')).loadavg()[0]!.toFixed(1)}`);
   console.log('CPU/request is the serving process only (the upstream for the first row).\n');
@@ -157,6 +168,8 @@ async function main() {
     const g = results[mode]!['gateway-proxy'];
     const b = results[mode]!['bare undici proxy'];
     if (g && b) console.log(`  gateway vs bare: throughput ${f((g.rps / b.rps) * 100, 0)}% (target ≥70%), CPU/request ${f(g.cpuUs / b.cpuUs, 2)}× (target ≤1.5×)`);
+    const v = results[mode]!['gateway variant'];
+    if (g && v) console.log(`  variant vs gateway: throughput ${f((v.rps / g.rps) * 100, 0)}%, CPU/request ${f(v.cpuUs / g.cpuUs, 2)}×`);
     console.log('');
   }
   if (SERIAL > 0) {
@@ -175,8 +188,9 @@ async function main() {
     if (g && b) console.log(`  added by gateway-proxy over the bare proxy: JSON ${f(g.json.p50 - b.json.p50, 3)} ms, stream ${f(g.sse.p50 - b.sse.p50, 3)} ms, first byte ${f(g.sse.ttfb50 - b.sse.ttfb50, 3)} ms (targets <0.5, <1)`);
     if (g && u) console.log(`  added over the upstream directly:           JSON ${f(g.json.p50 - u.json.p50, 3)} ms, stream ${f(g.sse.p50 - u.sse.p50, 3)} ms, first byte ${f(g.sse.ttfb50 - u.sse.ttfb50, 3)} ms`);
   }
-  const exited = [gateway.child, bare.child].map((c) => new Promise((resolve) => c.once('exit', resolve)));
-  for (const c of [gateway.child, bare.child, up.child]) c.kill('SIGTERM');
+  const procs = [gateway.child, bare.child, ...(variant ? [variant] : [])];
+  const exited = procs.map((c) => new Promise((resolve) => c.once('exit', resolve)));
+  for (const c of [...procs, up.child]) c.kill('SIGTERM');
   await Promise.all(exited); // a --cpu-prof profile is written as the process exits
 }
 
