@@ -76,7 +76,9 @@ export function spliceGatewayUsage(body: Buffer, usage: unknown): Buffer {
   return Buffer.concat([body.subarray(0, close), Buffer.from(`${sep}"gateway_usage":${JSON.stringify(usage)}`), body.subarray(close)]);
 }
 
-export function sendJson(res: ServerResponse, status: number, body: Buffer | string, headers: Record<string, string>): void {
-  res.writeHead(status, { ...headers, 'content-length': Buffer.byteLength(body) });
+/** Sends a JSON answer; `headers` is the caller's to give away (content-length is added to it). */
+export function sendJson(res: ServerResponse, status: number, body: Buffer | string, headers: Record<string, string | number>): void {
+  headers['content-length'] = typeof body === 'string' ? Buffer.byteLength(body) : body.length;
+  res.writeHead(status, headers);
   res.end(body);
 }

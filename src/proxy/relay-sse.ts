@@ -27,6 +27,7 @@ export interface StreamResult {
 
 export interface RelayOptions {
   includeUsage: boolean;
+  /** Response headers; relaySse adds its own to this object. */
   headers: Record<string, string>;
   clientGone: () => boolean;
   watch: StreamWatch | null;
@@ -37,16 +38,18 @@ function drained(res: ServerResponse): Promise<unknown> {
   return Promise.race([once(res, 'drain'), once(res, 'close')]);
 }
 
+/**
+ * Writes the parts as one chunk. Returns a promise only when the socket asked us to wait, so the
+ * usual write costs no extra turn of the event loop (it is awaited only then).
+ */
+function send(res: ServerResponse, parts: readonly Uint8Array[]): Promise<unknown> | null {
+  if (parts.length === 0 || res.destroyed) return null;
+  const ok = res.write(parts.length === 1 ? parts[0]! : Buffer.concat(parts));
+  return ok || res.destroyed ? null : drained(res);
+}
+
 async function write(res: ServerResponse, parts: readonly Uint8Array[]): Promise<void> {
-  if (parts.length === 0 || res.destroyed) return;
-  let ok = true;
-  if (parts.length === 1) ok = res.write(parts[0]!);
-  else {
-    res.cork();
-    for (const p of parts) ok = res.write(p) && ok;
-    res.uncork();
-  }
-  if (!ok && !res.destroyed) await drained(res);
+  await send(res, parts);
 }
 
 /** Cuts a chunk just after each blank line (LF LF); the pieces are views, nothing is copied. */
@@ -69,7 +72,11 @@ export async function relaySse(res: ServerResponse, up: UpstreamResponse, opts: 
   const rewriter = createSseRewriter({ includeUsage: opts.includeUsage });
   // Headers leave with the first upstream bytes (one packet, not two: flushing them alone
   // measured ~20 ms more to the first byte under load).
-  res.writeHead(200, { ...opts.headers, 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' });
+  const headers = opts.headers; // the caller's to give away
+  headers['content-type'] = 'text/event-stream';
+  headers['cache-control'] = 'no-cache';
+  headers['x-accel-buffering'] = 'no';
+  res.writeHead(200, headers);
   let firstByteAt: number | null = null;
   const result = (end: StreamEnd): StreamResult => ({ end, state: observer.state, firstByteAt });
   try {
@@ -78,7 +85,8 @@ export async function relaySse(res: ServerResponse, up: UpstreamResponse, opts: 
       // A watched stream is judged event by event, so a burst cannot run past the reservation.
       for (const piece of opts.watch ? splitAfterEvents(chunk) : [chunk]) {
         observer.push(piece);
-        await write(res, rewriter.push(piece));
+        const wait = send(res, rewriter.push(piece));
+        if (wait) await wait;
         if (opts.clientGone()) return result({ kind: 'client_gone' });
         const refusal = opts.watch ? await opts.watch.check(observer.state) : null;
         if (refusal) {
@@ -106,7 +114,8 @@ export async function relaySse(res: ServerResponse, up: UpstreamResponse, opts: 
     res.end();
     return result({ kind: 'upstream_failed', code: 'upstream_error' });
   }
-  await write(res, rewriter.end());
-  res.end();
+  const last = rewriter.end();
+  if (last.length > 0 && !res.destroyed) res.end(last.length === 1 ? last[0] : Buffer.concat(last));
+  else res.end();
   return result({ kind: 'complete' });
 }

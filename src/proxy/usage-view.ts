@@ -41,6 +41,19 @@ export interface GatewayUsage {
   credits: CreditView[];
 }
 
+// Reset instants repeat across requests (a day or month end, a bucket edge): their ISO text is
+// kept for the last few rather than built per limit per request.
+const isoCache = new Map<number, string>();
+function iso(ms: number): string {
+  let text = isoCache.get(ms);
+  if (text === undefined) {
+    if (isoCache.size >= 256) isoCache.clear();
+    text = new Date(ms).toISOString();
+    isoCache.set(ms, text);
+  }
+  return text;
+}
+
 export function counterViews(states: readonly CounterState[]): { limits: LimitView[]; credits: CreditView[] } {
   const limits: LimitView[] = [];
   const credits: CreditView[] = [];
@@ -60,7 +73,7 @@ export function counterViews(states: readonly CounterState[]): { limits: LimitVi
       limit: money(c.max),
       used: money(s.used),
       remaining: money(Math.max(0, s.remaining)),
-      resets_at: s.resetsAt === null ? null : new Date(s.resetsAt).toISOString(),
+      resets_at: s.resetsAt === null ? null : iso(s.resetsAt),
     });
   }
   return { limits, credits };
