@@ -12,18 +12,30 @@ export interface SseRewriter {
  * a usage (a usage-only chunk is dropped); with it, usage arrives on its own chunk with
  * `choices: []`. Events without a non-null usage are forwarded as views of the input.
  */
-export function createSseRewriter(options: { includeUsage: boolean }): SseRewriter {
+export interface SseRewriterOptions {
+  includeUsage: boolean;
+  /**
+   * Sees every event as it is framed (the observer, fed from this one framing pass). With it,
+   * every chunk is framed; without it, chunks without a usage key pass unframed.
+   */
+  observe?: (event: SseEvent) => void;
+}
+
+export function createSseRewriter(options: SseRewriterOptions): SseRewriter & { readonly framer: SseFramer } {
   const framer = new SseFramer();
+  const observe = options.observe;
   let held: Buffer[] = []; // bytes of the open event from earlier chunks, sent once it is judged
   return {
+    framer,
     push(chunk) {
       const buf = toBuffer(chunk);
       // Most chunks are whole events without a usage key: they pass as they are, unframed.
-      if (framer.atBoundary && endsWithEvent(buf) && !buf.includes(USAGE_KEY_BYTES)) return [buf];
+      if (!observe && framer.atBoundary && endsWithEvent(buf) && !buf.includes(USAGE_KEY_BYTES)) return [buf];
       const out: Uint8Array[] = [];
       let runStart = 0; // first byte of buf neither emitted nor discarded
       let eventStart = 0; // where the open event begins in buf (0 if it began earlier)
       framer.feed(buf, (event, end) => {
+        observe?.(event);
         const replacement = rewriteEvent(event, options.includeUsage);
         if (replacement === null) {
           out.push(...held);
@@ -41,6 +53,7 @@ export function createSseRewriter(options: { includeUsage: boolean }): SseRewrit
     },
     end() {
       const last = framer.finish();
+      if (last) observe?.(last);
       const replacement = last ? rewriteEvent(last, options.includeUsage) : null;
       const out: Uint8Array[] = replacement === null ? held : replacement === '' ? [] : [Buffer.from(replacement)];
       held = [];

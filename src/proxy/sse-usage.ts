@@ -14,6 +14,8 @@
 import { COLON, CR, dataBytes, formatSseData, isRecord, LF, latin1ToText, lazyParse, NON_NULL_USAGE_RE, type SseEvent, SseFramer, toBuffer } from './sse-framer.js';
 
 export { formatSseData } from './sse-framer.js';
+import { createSseRewriter } from './sse-rewriter.js';
+
 export { createSseRewriter, type SseRewriter } from './sse-rewriter.js';
 
 const QUOTE = 0x22;
@@ -75,11 +77,44 @@ export function formatSseError(err: { message: string; type: string; code: strin
   return formatSseData({ error });
 }
 
-export function createSseObserver(): SseObserver {
-  const state: SseObservation = {
-    usage: null, done: false, error: null, events: 0, comments: 0, deltas: 0,
-    deliveredChars: 0, deliveredBytes: 0, id: null, model: null, atBoundary: true, truncated: false,
+const newObservation = (): SseObservation => ({
+  usage: null, done: false, error: null, events: 0, comments: 0, deltas: 0,
+  deliveredChars: 0, deliveredBytes: 0, id: null, model: null, atBoundary: true, truncated: false,
+});
+
+/** The relay's view of a stream: what the observer reports and what the rewriter sends, from one framing pass. */
+export interface SseTap {
+  readonly state: Readonly<SseObservation>;
+  /** Bytes to send now (see SseRewriter.push); the state is updated with every event they complete. */
+  push(chunk: Uint8Array): Uint8Array[];
+  /** Upstream EOF: the state is final (truncated or not) and the trailing bytes to send are returned. */
+  end(): Uint8Array[];
+}
+
+export function createSseTap(options: { includeUsage: boolean }): SseTap {
+  const state = newObservation();
+  const rewriter = createSseRewriter({ includeUsage: options.includeUsage, observe: (event) => observeEvent(state, event) });
+  const { framer } = rewriter;
+  return {
+    state,
+    push(chunk) {
+      const out = rewriter.push(chunk);
+      state.comments = framer.comments;
+      state.atBoundary = framer.atBoundary;
+      return out;
+    },
+    end() {
+      state.truncated = !framer.atBoundary;
+      const out = rewriter.end();
+      state.comments = framer.comments;
+      state.atBoundary = true;
+      return out;
+    },
   };
+}
+
+export function createSseObserver(): SseObserver {
+  const state = newObservation();
   const framer = new SseFramer();
   return {
     state,

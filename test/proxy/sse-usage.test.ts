@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   createSseObserver,
   createSseRewriter,
+  createSseTap,
   formatSseError,
   SSE_DONE,
   type SseObservation,
@@ -256,6 +257,28 @@ describe('createSseRewriter', () => {
   it('passes non-JSON data through untouched', () => {
     const input = 'data: "usage": not json\n\n';
     expect(rewrite([input], false)).toBe(input);
+  });
+});
+
+describe('createSseTap (the relay: one framing pass for both)', () => {
+  const streams = {
+    capture: CAPTURE,
+    crlf: CAPTURE.replaceAll('\n', '\r\n'),
+    unterminated: `${chunk('"choices":[{"index":0,"delta":{"content":"héllo ✓"}}]')}data: {"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}`,
+    error: `${chunk('"choices":[{"index":0,"delta":{"content":"a"}}]')}event: error\ndata: {"error":{"message":"boom","code":502}}\n\n`,
+  };
+  it.each(Object.entries(streams))('observes and rewrites exactly as the observer and the rewriter do apart (%s), wherever the stream is split', (_name, text) => {
+    for (const includeUsage of [false, true]) {
+      for (let at = 0; at <= Buffer.byteLength(text); at++) {
+        const parts = splitAt(text, at);
+        const tap = createSseTap({ includeUsage });
+        const out: Uint8Array[] = [];
+        for (const p of parts) out.push(...tap.push(p));
+        out.push(...tap.end());
+        expect(Buffer.concat(out).toString()).toBe(rewrite(parts, includeUsage));
+        expect({ ...tap.state }).toEqual(observe(parts));
+      }
+    }
   });
 });
 
