@@ -27,7 +27,10 @@ export function publicError(code: ErrorCode, message: string, opts: { param?: st
 export function toPublicError(err: unknown, log: Logger): PublicError {
   if (isGatewayError(err)) {
     if (err.status >= 500) log.warn({ err, cause: err.cause }, err.message);
-    return publicError(err.code, err.message, { param: err.param, extra: err.details });
+    // A 503 (store or shared counters unreachable) is worth retrying soon: say when, as OpenAI's
+    // SDKs and most HTTP clients honour Retry-After.
+    const headers = err.status === 503 ? { 'retry-after': '1' } : undefined;
+    return publicError(err.code, err.message, { param: err.param, extra: err.details, headers });
   }
   log.error({ err }, 'unexpected error on the request path');
   return publicError('internal_error', 'The gateway failed to process the request.');

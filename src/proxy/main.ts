@@ -107,6 +107,7 @@ async function assemble(
     usagePending: () => sink.pending(),
     snapshotVersion: () => holder.current().version,
     snapshotAgeSeconds: () => holder.health().ageMs / 1000,
+    countersFallback: () => (config.redisUrl && wiredLimits.problem() ? 1 : 0),
   });
   const health = async (): Promise<HealthReport> => {
     const h = holder.health();

@@ -21,6 +21,8 @@ export interface GaugeSources {
   usagePending: () => number;
   snapshotVersion: () => number;
   snapshotAgeSeconds: () => number;
+  /** 1 while Redis is unreachable and local counters stand in for the shared ones (failure modes apply). */
+  countersFallback: () => number;
 }
 
 export function createMetrics(sources: GaugeSources): ProxyMetrics {
@@ -48,6 +50,7 @@ export function createMetrics(sources: GaugeSources): ProxyMetrics {
   gauge('gateway_usage_events_pending', 'Usage events buffered, not yet in the store.', sources.usagePending);
   gauge('gateway_snapshot_version', 'config_version of the snapshot in use.', sources.snapshotVersion);
   gauge('gateway_snapshot_age_seconds', 'Seconds since the snapshot in use was loaded.', sources.snapshotAgeSeconds);
+  gauge('gateway_limit_counters_fallback', '1 while the shared counters (Redis) are unreachable and failure modes apply, else 0.', sources.countersFallback);
 
   // One pending sum per label set; flushed into prom-client before every render.
   interface Pending {

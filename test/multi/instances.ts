@@ -153,6 +153,7 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
 
 export interface HttpReply {
   status: number;
+  headers: Record<string, string | string[] | undefined>;
   text: string;
   json<T = Record<string, unknown>>(): T;
 }
@@ -164,13 +165,13 @@ export async function post(url: string, path: string, key: string, body: unknown
     body: JSON.stringify(body),
   });
   const text = await res.body.text();
-  return { status: res.statusCode, text, json: <T>() => JSON.parse(text) as T };
+  return { status: res.statusCode, headers: res.headers, text, json: <T>() => JSON.parse(text) as T };
 }
 
 export async function get(url: string, path: string, key?: string): Promise<HttpReply> {
   const res = await request(`${url}${path}`, { headers: key ? { authorization: `Bearer ${key}` } : {} });
   const text = await res.body.text();
-  return { status: res.statusCode, text, json: <T>() => JSON.parse(text) as T };
+  return { status: res.statusCode, headers: res.headers, text, json: <T>() => JSON.parse(text) as T };
 }
 
 /** ms until `check` passes, polling every 25 ms, or throws after `limitMs`. */

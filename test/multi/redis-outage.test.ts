@@ -70,8 +70,10 @@ describe('Redis killed under two instances', () => {
       const refused = await chat(p, closed);
       expect(refused.status).toBe(503);
       expect(refused.json<{ error: { code: string } }>().error.code).toBe('unavailable');
+      expect(refused.headers['retry-after']).toBe('1');
       for (let i = 0; i < 5; i++) tally('open', await chat(p, open));
       expect((await readyz(p)).counters).toMatch(/^fallback: /);
+      expect((await get(p.url, '/metrics')).text).toMatch(/^gateway_limit_counters_fallback 1$/m);
       expect((await get(p.url, '/readyz')).status).toBe(200);
     }
     const held = await Promise.all(inFlight);
@@ -86,6 +88,7 @@ describe('Redis killed under two instances', () => {
       await msUntil(async () => (await chat(p, closed)).status === 200, 5_000);
       served.closed++;
       expect((await readyz(p)).counters).toBe('redis');
+      expect((await get(p.url, '/metrics')).text).toMatch(/^gateway_limit_counters_fallback 0$/m);
       tally('open', await chat(p, open));
     }
     // The shared counters hold what was spent before, during and after the outage, on both.
