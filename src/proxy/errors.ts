@@ -65,7 +65,14 @@ export function denialError(d: Denial, now: number): PublicError {
   const money = c.metric === 'cost' || c.metric === 'credits';
   const fmt = (n: number) => (money ? `$${formatMicros(n)}` : `${n} ${c.metric}`);
   const resetsAt = d.resetsAt === null ? null : new Date(d.resetsAt).toISOString();
-  const what = c.metric === 'credits' ? `Credit balance of ${scope} is exhausted (${fmt(Math.max(0, c.max - d.used))} left)` : `${LIMIT_NAMES[d.code]} of ${scope} reached: ${fmt(d.used)} of ${fmt(c.max)} used in the ${c.window} window${c.model ? ` for model ${c.model}` : ''}`;
+  // Refused with room left: the request's worst case (prompt bound + max_tokens) does not fit,
+  // and "used" includes what requests in flight have reserved. Saying so avoids a puzzle.
+  const short = d.used < c.max;
+  const needs = short ? `; this request reserves up to ${fmt(d.requested)} (its prompt bound plus max_tokens), more than is left, and requests in flight count until they finish` : '';
+  const what =
+    c.metric === 'credits'
+      ? `Credit balance of ${scope} is ${short ? 'too low' : 'exhausted'} (${fmt(Math.max(0, c.max - d.used))} left${needs})`
+      : `${LIMIT_NAMES[d.code]} of ${scope} reached: ${fmt(d.used)} of ${fmt(c.max)} used in the ${c.window} window${c.model ? ` for model ${c.model}` : ''}${needs}`;
   const when = resetsAt ? `; resets at ${resetsAt}` : c.window === 'total' || c.metric === 'credits' ? '; it does not reset by itself' : '';
   const headers: Record<string, string> = {};
   if (d.retryAfterSec !== null) headers['retry-after'] = String(Math.max(1, Math.ceil(d.retryAfterSec)));
@@ -79,6 +86,7 @@ export function denialError(d: Denial, now: number): PublicError {
     model: c.model || null,
     limit: money ? microsToUsdNumber(c.max) : c.max,
     used: money ? microsToUsdNumber(d.used) : d.used,
+    requested: money ? microsToUsdNumber(d.requested) : d.requested,
     resets_at: resetsAt,
     retry_after: d.retryAfterSec,
   };

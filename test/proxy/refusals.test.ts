@@ -147,7 +147,10 @@ describe('429 and 402: limits, quotas, budgets and credits', () => {
     const k = await createKey(h.gw, 'acme', ['--daily-tokens', '60']);
     await synced();
     const { r, e } = await refused(k.key, hello(M, { max_tokens: 50 }), 429, 'quota_exceeded');
-    expect(e).toMatchObject({ scope: `key:${k.id}`, metric: 'tokens', window: 'day', limit: 60 });
+    expect(e).toMatchObject({ scope: `key:${k.id}`, metric: 'tokens', window: 'day', limit: 60, used: 0 });
+    // Refused with room left: the message says the worst case does not fit, and how big it is.
+    expect(e.requested).toBeGreaterThan(60);
+    expect(e.message).toContain(`this request reserves up to ${e.requested} tokens`);
     expect(e.resets_at).toMatch(/T00:00:00\.000Z$/);
     expect(r.headers['retry-after']).toBeDefined();
     expect(r.headers['x-ratelimit-limit-tokens']).toBe('60');
@@ -175,6 +178,7 @@ describe('429 and 402: limits, quotas, budgets and credits', () => {
     await synced();
     const { e } = await refused(k.key, hello(M, { max_tokens: 1000 }), 402, 'insufficient_credits');
     expect(e).toMatchObject({ scope: `key:${k.id}`, metric: 'credits' });
+    expect(e.message).toMatch(/is too low \(\$0\.00002 left; this request reserves up to \$0\.\d+/);
     const small = await chat(h.url, k.key, hello(M, { max_tokens: 5 }));
     expect(small.status).toBe(200);
     expect(small.json<{ gateway_usage: { credits: { scope: string; remaining_usd: number }[] } }>().gateway_usage.credits[0]).toMatchObject({ scope: `key:${k.id}` });

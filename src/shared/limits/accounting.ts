@@ -21,12 +21,13 @@ export function denialCode(c: CounterRef): Denial['code'] {
   return isRolling(c.window) ? 'rate_limit_exceeded' : 'quota_exceeded';
 }
 
-export function denial(counter: CounterRef, used: number, resetsAt: number | null, now: number): Denial {
+export function denial(counter: CounterRef, used: number, requested: number, resetsAt: number | null, now: number): Denial {
   return {
     ok: false,
     code: denialCode(counter),
     counter,
     used,
+    requested,
     resetsAt,
     retryAfterSec: resetsAt === null ? null : Math.max(1, Math.ceil((resetsAt - now) / 1000)),
   };

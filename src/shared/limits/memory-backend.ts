@@ -69,7 +69,7 @@ export class MemoryLimitBackend implements LimitBackend {
     const used = counters.map((c) => this.usedOf(c, now));
     for (let i = 0; i < counters.length; i++) {
       const c = counters[i]!;
-      if (exceeds(used[i]!, amountFor(c, amounts), c.max)) return denial(c, used[i]!, this.freeAt(c, amounts, now), now);
+      if (exceeds(used[i]!, amountFor(c, amounts), c.max)) return denial(c, used[i]!, amountFor(c, amounts), this.freeAt(c, amounts, now), now);
     }
     const entries = counters.map((c) => this.add(c, amountFor(c, amounts), now));
     let id = requestId;

@@ -83,7 +83,7 @@ export class RedisLimitBackend implements LimitBackend {
     if (reply[0] === 0) {
       const i = Number(reply[1]) - 1;
       const c = counters[i]!;
-      return denial(c, Number(reply[2]), this.freeAt(c, reply, amounts, now), now);
+      return denial(c, Number(reply[2]), amountFor(c, amounts), this.freeAt(c, reply, amounts, now), now);
     }
     const used = reply.slice(1).map(Number);
     return {

@@ -32,7 +32,10 @@ export interface Denial {
   ok: false;
   code: 'rate_limit_exceeded' | 'quota_exceeded' | 'budget_exceeded' | 'insufficient_credits' | 'request_cap_exceeded';
   counter: CounterRef;
+  /** What the counter holds, reservations of requests in flight included. */
   used: number;
+  /** What this request needed on the counter (its worst case). */
+  requested: number;
   /** When the window frees enough room, ms epoch (null for total windows and credits). */
   resetsAt: number | null;
   retryAfterSec: number | null;
