@@ -84,6 +84,18 @@ describe.each(DIALECTS)('gatewayctl models on %s', (dialect) => {
     const list = (await gw(['models', 'list', '--json'])).json<ListJson>();
     expect(list.models.find((m) => m.id === 'openai/gpt-4o')).toMatchObject({ prompt_usd_per_m: 2, completion_usd_per_m: 8.125, price_overridden: true });
 
+    // Clearing hands the price back to the upstream at the next refresh; clearing twice is a conflict.
+    const cleared = await gw(['models', 'price', 'clear', 'openai/gpt-4o', '--json']);
+    expect(cleared.code).toBe(0);
+    expect(cleared.json()).toMatchObject({ id: 'openai/gpt-4o', prompt_usd_per_m: 2, price_overridden: false });
+    expect((await gw(['models', 'price', 'clear', 'openai/gpt-4o', '--json'])).code).toBe(4);
+    expect((await gw(['models', 'price', 'clear', 'nope/model'])).code).toBe(3);
+    expect((await gw(['models', 'refresh', '--json'])).json<{ kept_overrides: number }[]>()[0]!.kept_overrides).toBe(0);
+    const back = (await gw(['models', 'list', '--json'])).json<ListJson>();
+    expect(back.models.find((m) => m.id === 'openai/gpt-4o')).toMatchObject({ prompt_usd_per_m: 2.5, completion_usd_per_m: 10, price_overridden: false });
+    expect((await gw(['audit', 'list', '--json'])).stdout).toContain('models.price.clear');
+    await gw(['models', 'price', 'set', 'openai/gpt-4o', '--prompt', '2', '--completion', '8.125', '--request', '0.01']);
+
     await gw(['orgs', 'create', 'globex', '--provider', 'mock', '--unknown-models', 'free']);
     await gw(['orgs', 'models', 'add', 'globex', 'openai/*']);
     const globex = (await gw(['models', 'list', '--org', 'globex', '--json'])).json<ListJson>();

@@ -156,3 +156,20 @@ export async function setModelPrice(ctx: ServiceContext, modelId: string, price:
     return { ...model, ...patch };
   });
 }
+
+/**
+ * Drops a hand-set price: the model keeps its current price until the next refresh, which
+ * takes the upstream's again. A model without a hand-set price is a conflict (nothing to clear).
+ */
+export async function clearModelPrice(ctx: ServiceContext, modelId: string): Promise<Model> {
+  return ctx.store.transaction(async (tx) => {
+    const { t } = ctx.store;
+    const [model] = await tx.select().from(t.models).where(eq(t.models.id, modelId));
+    if (!model) throw new GatewayError('not_found', `model '${modelId}' is not in the catalog`);
+    if (!model.priceOverridden) throw new GatewayError('conflict', `model '${modelId}' has no price set by hand`);
+    const patch = { priceOverridden: false, updatedAt: ctx.now() };
+    await tx.update(t.models).set(patch).where(eq(t.models.id, model.id));
+    await recordChange(tx, ctx, 'models.price.clear', { type: 'model', id: model.id }, {});
+    return { ...model, ...patch };
+  });
+}

@@ -1,9 +1,9 @@
-// gatewayctl models list|refresh|price set: the catalog and its prices (USD per 1M tokens).
+// gatewayctl models list|refresh|price set|price clear: the catalog and its prices (USD per 1M tokens).
 import type { Command } from 'commander';
 import type { Model } from '../../../shared/db/schema.js';
 import { usageError } from '../../../shared/errors.js';
 import { formatMicros, microsToUsdNumber, usdToMicros } from '../../../shared/money.js';
-import { listModels, type OrgRefresh, refreshModels, type RefreshProgress, setModelPrice } from '../../../shared/services/models.js';
+import { listModels, type OrgRefresh, refreshModels, type RefreshProgress, clearModelPrice, setModelPrice } from '../../../shared/services/models.js';
 import { action, type Run } from '../../action.js';
 import type { App } from '../../app.js';
 import type { Output } from '../../output.js';
@@ -114,6 +114,19 @@ export function registerModels(program: Command, app: App): void {
           request: flags.request === undefined ? undefined : amount(flags.request, 'request'),
         });
         out.result(modelView(m), () => out.success(`${m.id}: $${formatMicros(m.promptPrice)} / $${formatMicros(m.completionPrice)} per 1M tokens (prompt / completion)`));
+      }),
+    );
+  price
+    .command('clear')
+    .argument('<model>', 'model id, e.g. openai/gpt-4o')
+    .description('drop a price set by hand: the next refresh takes the upstream\'s price again')
+    .addHelpText('after', '\nExample:\n  gatewayctl models price clear openai/gpt-4o && gatewayctl models refresh')
+    .action(
+      action(app, async ({ cmd, out }: Run, id: string) => {
+        const m = await clearModelPrice(await app.services(cmd), id);
+        out.result(modelView(m), () =>
+          out.success(`${m.id}: hand-set price dropped; $${formatMicros(m.promptPrice)} / $${formatMicros(m.completionPrice)} applies until the next 'gatewayctl models refresh'`),
+        );
       }),
     );
 }
