@@ -1,6 +1,6 @@
 // Daily and monthly token quotas per key: the tokens/day and tokens/month rows of the limit
 // table, shown with what is used since the window began or since the latest `quotas reset`.
-import { and, asc, eq } from 'drizzle-orm';
+import { and, asc, eq, gte, inArray, max, sql } from 'drizzle-orm';
 import type { ApiKey } from '../db/schema.js';
 import { recordChange } from './audit.js';
 import type { ServiceContext } from './context.js';
@@ -10,7 +10,7 @@ import { limitsFromFlags } from './limits.js';
 import { requireKey, requireOrg } from './resolve.js';
 import { keyWithDescendants } from './scopes.js';
 import { usageSince } from './usage-totals.js';
-import { windowResetsAt } from './usage-windows.js';
+import { isDayAligned, laterStart, utcDay, windowResetsAt, windowStart } from './usage-windows.js';
 
 export type QuotaWindow = 'day' | 'month';
 
@@ -57,21 +57,82 @@ export async function getQuota(ctx: ServiceContext, keyRef: string): Promise<Key
   return quotaOf(ctx, key, tokenMaxes(limits));
 }
 
-/** Every key (of one org) with its quotas; keys without quotas show used tokens only. */
+/**
+ * Every key (of one org) with its quotas; keys without quotas show used tokens only. A fixed
+ * number of queries whatever the number of keys (keys, limits, resets, this month's rollups per
+ * key and day); only a key whose quota was reset in the middle of a day this month is read on
+ * its own, since that needs the raw events of part of a day.
+ */
 export async function listQuotas(ctx: ServiceContext, filter: { org?: string } = {}): Promise<KeyQuota[]> {
   const { db, t } = ctx.store;
+  const now = ctx.now();
   const orgId = filter.org ? (await requireOrg(db, ctx, filter.org)).id : undefined;
   const keys = await db
     .select()
     .from(t.apiKeys)
     .where(orgId ? eq(t.apiKeys.orgId, orgId) : undefined)
     .orderBy(asc(t.apiKeys.createdAt));
+  if (keys.length === 0) return [];
   const limits = await db
     .select()
     .from(t.limits)
     .where(and(eq(t.limits.scopeType, 'key'), eq(t.limits.metric, 'tokens')));
+  // A key's usage counts against its ancestors: the key tree (parent and child share an org), read once.
+  const children = new Map<string, string[]>();
+  for (const k of await db
+    .select({ id: t.apiKeys.id, parentId: t.apiKeys.parentId })
+    .from(t.apiKeys)
+    .where(orgId ? eq(t.apiKeys.orgId, orgId) : undefined)) {
+    if (k.parentId) children.set(k.parentId, [...(children.get(k.parentId) ?? []), k.id]);
+  }
+  const resets = new Map<string, Date>();
+  for (const r of await db
+    .select({ scopeId: t.limitResets.scopeId, window: t.limitResets.window, resetAt: max(t.limitResets.resetAt) })
+    .from(t.limitResets)
+    .where(and(eq(t.limitResets.scopeType, 'key'), inArray(t.limitResets.window, ['day', 'month'])))
+    .groupBy(t.limitResets.scopeId, t.limitResets.window)) {
+    if (r.resetAt) resets.set(`${r.scopeId}:${r.window}`, new Date(r.resetAt));
+  }
+  // This month's tokens per key and UTC day, from the rollups.
+  const monthStart = windowStart('month', now)!;
+  const byKeyDay = new Map<string, Map<string, number>>();
+  for (const r of await db
+    .select({ keyId: t.usageDaily.keyId, day: t.usageDaily.day, tokens: sql<number>`coalesce(sum(${t.usageDaily.totalTokens}), 0)`.mapWith(Number) })
+    .from(t.usageDaily)
+    .where(and(gte(t.usageDaily.day, utcDay(monthStart)), orgId ? eq(t.usageDaily.orgId, orgId) : undefined))
+    .groupBy(t.usageDaily.keyId, t.usageDaily.day)) {
+    let days = byKeyDay.get(r.keyId);
+    if (!days) byKeyDay.set(r.keyId, (days = new Map()));
+    days.set(r.day, r.tokens);
+  }
+  const tree = (id: string): string[] => {
+    const all = [id];
+    for (let i = 0; i < all.length; i++) for (const c of children.get(all[i]!) ?? []) if (!all.includes(c)) all.push(c);
+    return all;
+  };
+  const tokensSince = (ids: string[], since: Date) => {
+    const from = utcDay(since);
+    let sum = 0;
+    for (const id of ids) for (const [day, tokens] of byKeyDay.get(id) ?? []) if (day >= from) sum += tokens;
+    return sum;
+  };
   const out: KeyQuota[] = [];
-  for (const key of keys) out.push(await quotaOf(ctx, key, tokenMaxes(limits.filter((l) => l.scopeId === key.id))));
+  for (const key of keys) {
+    const maxes = tokenMaxes(limits.filter((l) => l.scopeId === key.id));
+    const since = (w: QuotaWindow) => laterStart(windowStart(w, now), resets.get(`${key.id}:${w}`) ?? null)!;
+    const day = since('day');
+    const month = since('month');
+    if (!isDayAligned(day) || !isDayAligned(month)) {
+      out.push(await quotaOf(ctx, key, maxes)); // a reset split a day: part of it is read from raw events
+      continue;
+    }
+    const ids = tree(key.id);
+    out.push({
+      key,
+      daily: state(maxes.day, tokensSince(ids, day), day, windowResetsAt('day', now)!),
+      monthly: state(maxes.month, tokensSince(ids, month), month, windowResetsAt('month', now)!),
+    });
+  }
   return out;
 }
 
