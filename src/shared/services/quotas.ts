@@ -102,7 +102,10 @@ export async function listQuotas(ctx: ServiceContext, filter: { org?: string } =
     .where(and(gte(t.usageDaily.day, utcDay(monthStart)), orgId ? eq(t.usageDaily.orgId, orgId) : undefined))
     .groupBy(t.usageDaily.keyId, t.usageDaily.day)) {
     let days = byKeyDay.get(r.keyId);
-    if (!days) byKeyDay.set(r.keyId, (days = new Map()));
+    if (!days) {
+      days = new Map();
+      byKeyDay.set(r.keyId, days);
+    }
     days.set(r.day, r.tokens);
   }
   const tree = (id: string): string[] => {
