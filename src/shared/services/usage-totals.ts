@@ -42,7 +42,7 @@ export function addTotals(a: Totals, b: Totals): Totals {
 const sumOf = (col: AnyColumn) => sql<number>`coalesce(sum(${col}), 0)`.mapWith(Number);
 const countAll = () => sql<number>`count(*)`.mapWith(Number);
 
-type Ctx = Pick<ServiceContext, 'store'>;
+type Ctx = { store: Pick<ServiceContext['store'], 't'> };
 
 export function rollupColumns(ctx: Ctx) {
   const d = ctx.store.t.usageDaily;

@@ -1,10 +1,10 @@
-// Usage already in the store for a window: whole days from the usage_daily rollups, the partial
-// first day (after a quota reset) from raw usage_events. Seeds the limit counters after a
-// restart and answers `quotas get` / GET /v1/usage. Dialect-neutral, like the services.
-import { and, eq, gt, gte, inArray, lt, sql, type SQL } from 'drizzle-orm';
-import type { Db, Store } from '../db/store.js';
-import { effectiveSince, utcDay, utcDayStart } from '../limits/windows.js';
-import { modelMatches } from '../model-patterns.js';
+// Usage already in the store for a limit's window, in the proxy's terms (ms epoch, counter
+// refs): seeds the limit counters after a restart. The reading itself is the services' one
+// (services/usage-totals.ts), so there is a single definition of "usage since".
+import { and, eq, sql } from 'drizzle-orm';
+import { type UsageFilter as TotalsFilter, usageSince as totalsSince } from '../services/usage-totals.js';
+import type { Store } from '../db/store.js';
+import { effectiveSince } from '../limits/windows.js';
 import type { Metric, ScopeType, Window } from '../services/limits.js';
 
 export interface UsageFilter {
@@ -23,58 +23,21 @@ export interface UsageTotals {
   costMicros: number;
 }
 
-const DAY_MS = 86_400_000;
 const num = (v: unknown) => Number(v ?? 0);
 
-/** Totals for usage at or after `since` (ms epoch; 0 = all time). */
+/**
+ * Totals for usage at or after `since` (ms epoch; 0 = all time): the services' reading (whole
+ * days from the rollups, the part of a first day from raw events), so the proxy's seeded
+ * counters and `limits get` / `quotas get` count exactly the same rows.
+ */
 export async function usageSince(store: Pick<Store, 'db' | 't'>, filter: UsageFilter, since: number): Promise<UsageTotals> {
-  const { db, t } = store;
-  const dayStart = since > 0 ? utcDayStart(since) : 0;
-  const partial = since > dayStart;
-  const d = t.usageDaily;
-  const dailyWhere: SQL[] = [];
-  if (filter.orgId) dailyWhere.push(eq(d.orgId, filter.orgId));
-  if (filter.userId) dailyWhere.push(eq(d.userId, filter.userId));
-  if (filter.keyIds) dailyWhere.push(inArray(d.keyId, [...filter.keyIds]));
-  if (since > 0) dailyWhere.push(partial ? gt(d.day, utcDay(since)) : gte(d.day, utcDay(since)));
-  const daily = await db
-    .select({
-      model: d.model,
-      requests: sql<string | number>`sum(${d.requests})`,
-      tokens: sql<string | number>`sum(${d.totalTokens})`,
-      cost: sql<string | number>`sum(${d.costMicros})`,
-    })
-    .from(d)
-    .where(and(...dailyWhere))
-    .groupBy(d.model);
-  const rows = [...daily];
-  if (partial) rows.push(...(await partialDay(db, store.t, filter, since, dayStart + DAY_MS)));
-  const out: UsageTotals = { requests: 0, tokens: 0, costMicros: 0 };
-  for (const r of rows) {
-    if (filter.model && !modelMatches(filter.model, r.model)) continue;
-    out.requests += num(r.requests);
-    out.tokens += num(r.tokens);
-    out.costMicros += num(r.cost);
-  }
-  return out;
-}
-
-async function partialDay(db: Db, t: Store['t'], filter: UsageFilter, since: number, until: number) {
-  const e = t.usageEvents;
-  const where: SQL[] = [gte(e.ts, new Date(since)), lt(e.ts, new Date(until))];
-  if (filter.orgId) where.push(eq(e.orgId, filter.orgId));
-  if (filter.userId) where.push(eq(e.userId, filter.userId));
-  if (filter.keyIds) where.push(inArray(e.keyId, [...filter.keyIds]));
-  return db
-    .select({
-      model: e.model,
-      requests: sql<string | number>`count(*)`,
-      tokens: sql<string | number>`sum(${e.totalTokens})`,
-      cost: sql<string | number>`sum(${e.costMicros})`,
-    })
-    .from(e)
-    .where(and(...where))
-    .groupBy(e.model);
+  const f: TotalsFilter = {};
+  if (filter.orgId) f.orgId = filter.orgId;
+  if (filter.userId) f.userId = filter.userId;
+  if (filter.keyIds) f.keyIds = filter.keyIds;
+  if (filter.model) f.model = filter.model;
+  const t = await totalsSince(store.db, { store }, f, since > 0 ? new Date(since) : null);
+  return { requests: t.requests, tokens: t.totalTokens, costMicros: t.costMicros };
 }
 
 /** Everything charged to a credit scope (a positive number). */
