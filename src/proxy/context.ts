@@ -48,4 +48,6 @@ export interface RequestContext {
   log: Logger;
   /** Called once when the response closes (sent, or the client went away); set by the handler. */
   onClose: (() => void) | null;
+  /** The response has closed already (a handler setting onClose late checks this). */
+  closed: boolean;
 }

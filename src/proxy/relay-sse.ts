@@ -2,7 +2,6 @@
 // never a whole response), while an observer reads usage on the side and a rewriter keeps the
 // usage chunk only for clients that asked for it (DESIGN §6). Nothing here settles money: the
 // caller gets an outcome and the reason the stream ended.
-import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import { createSseTap, formatSseError, SSE_DONE, type SseObservation } from './sse-usage.js';
 import type { UpstreamResponse } from './upstream/types.js';
@@ -34,8 +33,17 @@ export interface RelayOptions {
 }
 
 /** Resolves when the socket can take more, or when it closed (so a gone client never hangs us). */
-function drained(res: ServerResponse): Promise<unknown> {
-  return Promise.race([once(res, 'drain'), once(res, 'close')]);
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    // Both listeners go once either fires: a slow client waits many times on one response.
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.once('drain', done);
+    res.once('close', done);
+  });
 }
 
 /**

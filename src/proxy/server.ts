@@ -31,6 +31,7 @@ const newRequestId = () => `req_${idPrefix}${(idSeq++).toString(16).padStart(16,
 class LazyContext implements RequestContext {
   readonly startedAt = performance.now();
   onClose: (() => void) | null = null;
+  closed = false;
   private child: Logger | undefined;
 
   constructor(
@@ -115,8 +116,12 @@ export function createProxyServer(deps: ProxyDeps): ProxyServer {
       const route = routeOf(req.method ?? 'GET', path);
       // One close listener per request: it counts the answer and tells the handler (client gone?).
       res.once('close', () => {
-        metrics.request(route ?? 'unknown', res.statusCode);
-        ctx.onClose?.();
+        ctx.closed = true;
+        try {
+          ctx.onClose?.();
+        } finally {
+          metrics.request(route ?? 'unknown', res.statusCode);
+        }
       });
       if (draining) {
         res.setHeader('connection', 'close');

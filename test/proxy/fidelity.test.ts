@@ -139,3 +139,36 @@ describe('streaming fidelity', () => {
     }
   });
 });
+
+describe('streaming to a slow reader', () => {
+  it('waits for the client socket (backpressure) and delivers a 4 MB stream intact, without piling up listeners', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.name);
+    process.on('warning', onWarning);
+    try {
+      const items = Array.from({ length: 500 }, (_, i) => ({
+        data: { id: 'gen-big', object: 'chat.completion.chunk', created: 1, model: 'openai/gpt-4o-mini', choices: [{ index: 0, delta: { content: `${i}:${'é'.repeat(4000)}` }, finish_reason: null }] },
+      }));
+      const usage = { prompt_tokens: 10, completion_tokens: 500, total_tokens: 510 };
+      fake.script(() => ({ type: 'sse', items: [...items, { data: { id: 'gen-big', object: 'chat.completion.chunk', created: 1, model: 'openai/gpt-4o-mini', choices: [], usage } }] }));
+      // max_tokens given: the stream is not watched against the quota, so it all goes through.
+      const body = hello('openai/gpt-4o-mini', { stream: true, max_tokens: 10, stream_options: { include_usage: true } });
+      const upstream = await direct(body);
+      const res = await request(`${h.url}/v1/chat/completions`, {
+        method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify(body), highWaterMark: 16 * 1024,
+      });
+      const parts: Buffer[] = [];
+      for await (const chunk of res.body) {
+        parts.push(chunk);
+        if (parts.length % 20 === 0) await new Promise((r) => setTimeout(r, 5)); // a reader slower than the upstream
+      }
+      const bytes = Buffer.concat(parts);
+      expect(bytes.length).toBeGreaterThan(4_000_000);
+      const received = bytes.toString();
+      expect(events(received)).toEqual(events(upstream));
+      expect(warnings).not.toContain('MaxListenersExceededWarning');
+    } finally {
+      process.off('warning', onWarning);
+    }
+  }, 30_000);
+});

@@ -121,6 +121,8 @@ async function serve(
       abort.abort();
     }
   };
+  // The client may have left while the body was read or the request admitted.
+  if (ctx.closed) ctx.onClose();
   const bill: Bill = {
     requestId: ctx.id,
     auth,

@@ -66,11 +66,16 @@ export function eventColumns(ctx: Ctx) {
   };
 }
 
-/** A limit's model is an id or a pattern ('openai/*'), matched as the proxy matches it. */
+/**
+ * A limit's model is an id or a pattern ('openai/*'), matched as the proxy matches it: a
+ * case-sensitive prefix. (SQLite's LIKE ignores ASCII case, which made a restarted proxy seed
+ * 'OpenAI/GPT-4o' into an 'openai/*' counter that live counting never charged.)
+ */
 function modelCondition(col: AnyColumn, model: string): SQL {
   if (!model.endsWith('*')) return eq(col, model);
-  const prefix = model.slice(0, -1).replace(/[\\%_]/g, (c) => `\\${c}`);
-  return sql`${col} like ${`${prefix}%`} escape '\\'`;
+  const prefix = model.slice(0, -1);
+  if (prefix === '') return sql`1 = 1`;
+  return sql`substr(${col}, 1, ${[...prefix].length}) = ${prefix}`;
 }
 
 export function rollupWhere(ctx: Ctx, f: UsageFilter, fromDay?: string, toDay?: string): SQL[] {
