@@ -83,7 +83,10 @@ export async function listQuotas(ctx: ServiceContext, filter: { org?: string } =
     .select({ id: t.apiKeys.id, parentId: t.apiKeys.parentId })
     .from(t.apiKeys)
     .where(orgId ? eq(t.apiKeys.orgId, orgId) : undefined)) {
-    if (k.parentId) children.set(k.parentId, [...(children.get(k.parentId) ?? []), k.id]);
+    if (!k.parentId) continue;
+    const list = children.get(k.parentId);
+    if (list) list.push(k.id);
+    else children.set(k.parentId, [k.id]);
   }
   const resets = new Map<string, Date>();
   for (const r of await db
@@ -109,8 +112,15 @@ export async function listQuotas(ctx: ServiceContext, filter: { org?: string } =
     days.set(r.day, r.tokens);
   }
   const tree = (id: string): string[] => {
+    const seen = new Set([id]);
     const all = [id];
-    for (let i = 0; i < all.length; i++) for (const c of children.get(all[i]!) ?? []) if (!all.includes(c)) all.push(c);
+    for (let i = 0; i < all.length; i++) {
+      for (const c of children.get(all[i]!) ?? []) {
+        if (seen.has(c)) continue;
+        seen.add(c);
+        all.push(c);
+      }
+    }
     return all;
   };
   const tokensSince = (ids: string[], since: Date) => {
