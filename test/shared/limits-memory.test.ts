@@ -104,6 +104,32 @@ describe('memory limit backend', () => {
     await b.settle(r2, amt(5), 1);
     expect((await b.peek([c], 2))[0]!.used).toBe(5);
   });
+
+  it('seeds again what a drain() cleared while a reservation was waiting for its seed', async () => {
+    const counter = (id: string) => ({ id, scopeType: 'key' as const, scopeId: id, model: '', metric: 'tokens' as const, window: 'total' as const, max: 1_000 });
+    const [known, fresh] = [counter('known'), counter('fresh')];
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const seeded: string[] = [];
+    const b = new MemoryLimitBackend({
+      seeder: async (c) => {
+        seeded.push(c.id);
+        if (c.id === 'fresh' && seeded.length === 2) await gate; // the first seed of 'fresh' is slow
+        return 100;
+      },
+    });
+    await b.peek([known], 0);
+    const pending = b.reserve('r', [known, fresh], amt(1), 0, { failureMode: 'closed' });
+    await new Promise((r) => setImmediate(r));
+    expect(b.drain()).toEqual([]); // Redis came back: local state is handed over and forgotten
+    release();
+    const r = reserved(await pending);
+    // 'known' was seeded again (100 used before), not started from zero.
+    expect(r.states.map((s) => [s.counter.id, s.used])).toEqual([['known', 101], ['fresh', 101]]);
+    expect(seeded.filter((id) => id === 'known')).toHaveLength(2);
+  });
 });
 
 describe('memory limit backend with an unreachable store', () => {

@@ -59,7 +59,7 @@ export class MemoryLimitBackend implements LimitBackend {
   reserve(requestId: string, counters: readonly CounterRef[], amounts: Amounts, now: number, opts?: ReserveOptions): Promise<Admission> {
     // Counters seen before need no seeding: no await at all on the usual path.
     for (const c of counters) {
-      if (!this.states.has(c.id)) return this.seed(counters, now, opts?.failureMode ?? 'closed').then(() => this.reserveNow(requestId, counters, amounts, now));
+      if (!this.states.has(c.id)) return this.seedAll(counters, now, opts?.failureMode ?? 'closed').then(() => this.reserveNow(requestId, counters, amounts, now));
     }
     return Promise.resolve(this.reserveNow(requestId, counters, amounts, now));
   }
@@ -136,6 +136,15 @@ export class MemoryLimitBackend implements LimitBackend {
     }
     this.states.clear();
     return out;
+  }
+
+  /**
+   * Seeds until every counter is present: a drain() (Redis came back) while a seed was awaited
+   * clears counters that were present before, and those must be seeded again, not start at 0.
+   */
+  private async seedAll(counters: readonly CounterRef[], now: number, failureMode: 'closed' | 'open'): Promise<void> {
+    do await this.seed(counters, now, failureMode);
+    while (counters.some((c) => !this.states.has(c.id)));
   }
 
   private async seed(counters: readonly CounterRef[], now: number, failureMode: 'closed' | 'open' | 'peek'): Promise<void> {
