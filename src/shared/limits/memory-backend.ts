@@ -61,7 +61,11 @@ export class MemoryLimitBackend implements LimitBackend {
     for (const c of counters) {
       if (!this.states.has(c.id)) return this.seedAll(counters, now, opts?.failureMode ?? 'closed').then(() => this.reserveNow(requestId, counters, amounts, now));
     }
-    return Promise.resolve(this.reserveNow(requestId, counters, amounts, now));
+    try {
+      return Promise.resolve(this.reserveNow(requestId, counters, amounts, now));
+    } catch (err) {
+      return Promise.reject(err); // a promise-returning API never throws synchronously
+    }
   }
 
   /** The atomic section: nothing in here awaits. */
