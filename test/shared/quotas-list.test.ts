@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Store } from '../../src/shared/db/store.js';
 import { createKey } from '../../src/shared/services/keys.js';
 import { applyLimits } from '../../src/shared/services/limits.js';
+import { createOrg } from '../../src/shared/services/orgs.js';
 import { getQuota, listQuotas } from '../../src/shared/services/quotas.js';
 import { DIALECTS } from '../helpers/stores.js';
 import { contextFor, world } from './snapshot-fixtures.js';
@@ -57,15 +58,23 @@ describe.each(DIALECTS)('quotas list on %s', (dialect) => {
       { scopeType: 'key', scopeId: fourth.key.id, window: 'day', resetAt: new Date(Date.UTC(2030, 0, 15, 12)), actor: 't' }, // mid-day
     ]);
 
-    const listed = await listQuotas(ctx);
-    const expected = await Promise.all(listed.map((q) => getQuota(ctx, q.key.id)));
-    expect(listed).toEqual(expected);
+    // Another org's key, with its own quota and reset: listed without --org, never mixed in with it.
+    const other = await createOrg(w.ctx, 'globex', { provider: 'mock' });
+    const outsider = await createKey(w.ctx, other.id, { type: 'org', name: 'outsider' });
+    await store.transaction((tx) => applyLimits(tx, w.ctx, { type: 'key', id: outsider.key.id }, [{ metric: 'tokens', window: 'day', max: 77 }]));
+    await store.db.insert(t.limitResets).values({ scopeType: 'key', scopeId: outsider.key.id, window: 'day', resetAt: new Date(Date.UTC(2030, 0, 15)), actor: 't' });
+    await store.db.insert(t.usageDaily).values({ ...rollup('2030-01-15', outsider.key.id, '', 5), orgId: other.id });
+
+    const all = await listQuotas(ctx);
+    expect(all).toEqual(await Promise.all(all.map((q) => getQuota(ctx, q.key.id))));
+    expect(all.find((q) => q.key.name === 'outsider')).toMatchObject({ daily: { limit: 77, used: 5 } });
+    const listed = await listQuotas(ctx, { org: 'acme' });
+    expect(listed).toEqual(all.filter((q) => q.key.orgId === w.orgId));
     expect(listed.map((q) => q.key.name)).toEqual(['parent', 'child', 'third', 'fourth']);
     const byName = Object.fromEntries(listed.map((q) => [q.key.name, q]));
     expect(byName.parent).toMatchObject({ daily: { limit: 5_000, used: 47, remaining: 4_953 }, monthly: { limit: 50_000, used: 547 } });
     expect(byName.child).toMatchObject({ daily: { limit: null, used: 40 }, monthly: { used: 240 } });
     expect(byName.third).toMatchObject({ daily: { used: 0 }, monthly: { limit: 900, used: 13, since: new Date(Date.UTC(2030, 0, 10)) } });
     expect(byName.fourth).toMatchObject({ daily: { used: 7, since: new Date(Date.UTC(2030, 0, 15, 12)) }, monthly: { used: 36 } });
-    expect((await listQuotas(ctx, { org: 'acme' })).map((q) => q.key.id)).toEqual(listed.map((q) => q.key.id));
   });
 });

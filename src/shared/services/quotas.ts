@@ -73,10 +73,12 @@ export async function listQuotas(ctx: ServiceContext, filter: { org?: string } =
     .where(orgId ? eq(t.apiKeys.orgId, orgId) : undefined)
     .orderBy(asc(t.apiKeys.createdAt));
   if (keys.length === 0) return [];
+  // With --org, only that org's keys' rows are read.
+  const orgKeys = orgId ? db.select({ id: t.apiKeys.id }).from(t.apiKeys).where(eq(t.apiKeys.orgId, orgId)) : undefined;
   const limits = await db
     .select()
     .from(t.limits)
-    .where(and(eq(t.limits.scopeType, 'key'), eq(t.limits.metric, 'tokens')));
+    .where(and(eq(t.limits.scopeType, 'key'), eq(t.limits.metric, 'tokens'), orgKeys ? inArray(t.limits.scopeId, orgKeys) : undefined));
   // A key's usage counts against its ancestors: the key tree (parent and child share an org), read once.
   const children = new Map<string, string[]>();
   for (const k of await db
@@ -92,7 +94,7 @@ export async function listQuotas(ctx: ServiceContext, filter: { org?: string } =
   for (const r of await db
     .select({ scopeId: t.limitResets.scopeId, window: t.limitResets.window, resetAt: max(t.limitResets.resetAt) })
     .from(t.limitResets)
-    .where(and(eq(t.limitResets.scopeType, 'key'), inArray(t.limitResets.window, ['day', 'month'])))
+    .where(and(eq(t.limitResets.scopeType, 'key'), inArray(t.limitResets.window, ['day', 'month']), orgKeys ? inArray(t.limitResets.scopeId, orgKeys) : undefined))
     .groupBy(t.limitResets.scopeId, t.limitResets.window)) {
     if (r.resetAt) resets.set(`${r.scopeId}:${r.window}`, new Date(r.resetAt));
   }
