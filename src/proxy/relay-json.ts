@@ -66,14 +66,14 @@ export async function readJsonAnswer(up: UpstreamResponse): Promise<JsonRead> {
   };
 }
 
-/** The upstream body with `"gateway_usage": …` added as the last member of the top-level object. */
-export function spliceGatewayUsage(body: Buffer, usage: unknown): Buffer {
+/** The upstream body with `"gateway_usage": <usageJson>` added as the last member of the top-level object. */
+export function spliceGatewayUsage(body: Buffer, usageJson: string): Buffer {
   const close = body.lastIndexOf(0x7d);
   if (close < 0) return body;
   let i = close - 1;
   while (i >= 0 && (body[i] === 0x20 || body[i] === 0x0a || body[i] === 0x0d || body[i] === 0x09)) i--;
   const sep = body[i] === 0x7b ? '' : ',';
-  return Buffer.concat([body.subarray(0, close), Buffer.from(`${sep}"gateway_usage":${JSON.stringify(usage)}`), body.subarray(close)]);
+  return Buffer.concat([body.subarray(0, close), Buffer.from(`${sep}"gateway_usage":${usageJson}`), body.subarray(close)]);
 }
 
 /** Sends a JSON answer; `headers` is the caller's to give away (content-length is added to it). */

@@ -4,7 +4,7 @@ import { completionTokenEstimate } from '../chat-request.js';
 import { sendPublicError } from '../errors.js';
 import { rateLimitHeaders } from '../rate-headers.js';
 import { readJsonAnswer, sendJson, spliceGatewayUsage } from '../relay-json.js';
-import { gatewayUsage } from '../usage-view.js';
+import { gatewayUsageJson } from '../usage-view.js';
 import { type ChatCall, finish } from './chat.js';
 
 export async function relayChatJson(call: ChatCall): Promise<void> {
@@ -32,7 +32,7 @@ export async function relayChatJson(call: ChatCall): Promise<void> {
   const settled = await finish(call);
   const charge = settled?.charge ?? { promptTokens: 0, completionTokens: 0, costMicros: 0, source: 'none' as const };
   const states = settled?.states ?? [];
-  const usage = gatewayUsage(ctx.id, charge, states);
+  const usage = gatewayUsageJson(ctx.id, charge, states);
   deps.recent.add(call.auth.key.id, ctx.id, charge, states);
   const headers = rateLimitHeaders(settled?.states ?? [], deps.now(), { 'content-type': answer.contentType });
   sendJson(res, 200, spliceGatewayUsage(answer.body, usage), headers);

@@ -1,0 +1,129 @@
+// The hand-built parts of the hot path against what they replace: gateway_usage text against
+// JSON.stringify of the same view, the bucket histogram against prom-client's own rendering,
+// and the ring of recent charges (evicts by age, keeps each key's last charge).
+import { Histogram, Registry } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import type { CounterRef, CounterState } from '../../src/shared/limits/types.js';
+import { BucketHistogram } from '../../src/proxy/metrics.js';
+import { type Charge, gatewayUsage, gatewayUsageJson, RecentCharges } from '../../src/proxy/usage-view.js';
+
+const ref = (over: Partial<CounterRef>): CounterRef => ({
+  id: 'x',
+  scopeType: 'key',
+  scopeId: 'k1',
+  model: '',
+  metric: 'tokens',
+  window: 'day',
+  max: 1000,
+  since: 0,
+  ...over,
+});
+
+const state = (counter: CounterRef, used: number, remaining: number, resetsAt: number | null): CounterState => ({ counter, used, remaining, resetsAt });
+
+describe('gatewayUsageJson', () => {
+  const tokens = ref({});
+  const cost = ref({ metric: 'cost', window: 'month', max: 12_345_678 });
+  const requests = ref({ metric: 'requests', window: 'minute', scopeType: 'org', scopeId: 'o"\\ü\u2028\u0001', max: 60 });
+  const perModel = ref({ model: 'openai/*', window: 'rolling_hour', scopeType: 'user', scopeId: 'u-1' });
+  const credits = ref({ metric: 'credits', window: 'total', scopeType: 'org', scopeId: 'o1', max: 5_000_000 });
+  const charges: Charge[] = [
+    { promptTokens: 12, completionTokens: 10, costMicros: 32, source: 'upstream' },
+    { promptTokens: 0, completionTokens: 0, costMicros: 0, source: 'none' },
+    { promptTokens: 123_456, completionTokens: 7, costMicros: 1_234_567_891, source: 'price_table' },
+  ];
+  const stateSets: CounterState[][] = [
+    [],
+    [state(tokens, 22, 978, Date.UTC(2026, 10, 26))],
+    [
+      state(requests, 61, -1, Date.UTC(2026, 10, 25, 14, 11)),
+      state(tokens, 1000, 0, Date.UTC(2026, 10, 26)),
+      state(cost, 33, 12_345_645, Date.UTC(2026, 11, 1)),
+      state(perModel, 5, 995, null),
+      state(credits, 1_000_001, 3_999_999, null),
+      state(credits, 7_000_000, -2_000_000, null),
+    ],
+    [state(ref({ max: Number.NaN }), Number.POSITIVE_INFINITY, Number.NaN, null)],
+  ];
+
+  it('equals JSON.stringify of the object view, byte for byte, for every kind of counter', () => {
+    for (const charge of charges) {
+      for (const states of stateSets) {
+        const id = 'req_"odd"\n';
+        expect(gatewayUsageJson(id, charge, states)).toBe(JSON.stringify(gatewayUsage(id, charge, states)));
+      }
+    }
+  });
+
+  it('stays equal when the same counter objects come back with new values (the per-counter text is reused)', () => {
+    for (let used = 0; used < 5; used++) {
+      const states = [state(tokens, used * 100, 1000 - used * 100, Date.UTC(2026, 10, 26)), state(cost, used, 12_345_678 - used, Date.UTC(2026, 11, 1))];
+      expect(gatewayUsageJson('r', charges[0]!, states)).toBe(JSON.stringify(gatewayUsage('r', charges[0]!, states)));
+    }
+  });
+});
+
+describe('BucketHistogram', () => {
+  it("renders exactly as prom-client's Histogram for the same observations", async () => {
+    const buckets = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.1, 1];
+    const ours = new Registry();
+    const theirs = new Registry();
+    const h = new BucketHistogram('x_seconds', 'Help text.', buckets);
+    ours.registerMetric(h as never);
+    const p = new Histogram({ name: 'x_seconds', help: 'Help text.', buckets, registers: [theirs] });
+    expect(await ours.metrics()).toBe(await theirs.metrics());
+    for (const v of [0, 0.0001, 0.00010001, 0.0003, 0.001, 0.5, 1, 2, 1e9, 0.00025]) {
+      h.observe(v);
+      p.observe(v);
+    }
+    expect(await ours.metrics()).toBe(await theirs.metrics());
+    h.reset();
+    p.reset();
+    h.observe(0.002);
+    p.observe(0.002);
+    expect(await ours.metrics()).toBe(await theirs.metrics());
+  });
+
+  it('ignores NaN rather than corrupting the sum', async () => {
+    const h = new BucketHistogram('y', 'h', [1]);
+    h.observe(Number.NaN);
+    h.observe(0.5);
+    const r = new Registry();
+    r.registerMetric(h as never);
+    expect(await r.metrics()).toContain('y_sum 0.5\ny_count 1');
+  });
+});
+
+describe('RecentCharges', () => {
+  const charge: Charge = { promptTokens: 1, completionTokens: 2, costMicros: 3, source: 'upstream' };
+
+  it('answers by request id for the last `capacity` charges and forgets older ones', () => {
+    const r = new RecentCharges(3);
+    for (let i = 0; i < 5; i++) r.add('k', `r${i}`, charge, []);
+    expect(r.get('k', 'r0')).toBeUndefined();
+    expect(r.get('k', 'r1')).toBeUndefined();
+    for (const id of ['r2', 'r3', 'r4']) expect(r.get('k', id)?.request_id).toBe(id);
+    expect(r.get('other', 'r4')).toBeUndefined(); // only to the key that made it
+  });
+
+  it("keeps each key's last charge after it left the ring, bounded by the number of keys", () => {
+    const r = new RecentCharges(2);
+    r.add('quiet', 'q1', charge, []);
+    for (let i = 0; i < 10; i++) r.add('busy', `b${i}`, charge, []);
+    expect(r.get('quiet', 'q1')).toBeUndefined();
+    expect(r.last('quiet')?.request_id).toBe('q1');
+    expect(r.last('busy')?.request_id).toBe('b9');
+    r.add('third', 't1', charge, []); // a third key: the map keeps 2, dropping the first key added
+    expect(r.last('quiet')).toBeUndefined();
+    expect(r.last('busy')?.request_id).toBe('b9');
+    expect(r.last('third')?.request_id).toBe('t1');
+  });
+
+  it('a request id seen again replaces the earlier entry, and evicting the old slot does not drop the new one', () => {
+    const r = new RecentCharges(2);
+    r.add('k', 'same', { ...charge, promptTokens: 100 }, []);
+    r.add('k', 'same', charge, []);
+    r.add('k', 'next', charge, []); // overwrites slot 0 (the first 'same')
+    expect(r.get('k', 'same')?.prompt_tokens).toBe(1);
+  });
+});
