@@ -3,17 +3,11 @@
 import type { ServerResponse } from 'node:http';
 import { type PublicError, upstreamError } from './errors.js';
 import type { ReportedUsage } from './billing.js';
-import type { UpstreamResponse } from './upstream/types.js';
+import type { UpstreamWhole } from './upstream/types.js';
 
 export type JsonRead =
   | { ok: true; body: Buffer; reported: ReportedUsage | null; completionBytes: number; contentType: string }
   | { ok: false; error: PublicError };
-
-async function readAll(body: AsyncIterable<Buffer>): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of body) chunks.push(c);
-  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-}
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -43,8 +37,8 @@ function contentBytes(choices: unknown): number {
 }
 
 /** Reads a whole upstream answer: a completion (with its usage), or the error to send instead. */
-export async function readJsonAnswer(up: UpstreamResponse): Promise<JsonRead> {
-  const body = await readAll(up.body);
+export function readJsonAnswer(up: UpstreamWhole): JsonRead {
+  const body = up.body;
   if (up.status < 200 || up.status > 299) return { ok: false, error: upstreamError(up.status, body, up.headers) };
   let parsed: unknown;
   try {

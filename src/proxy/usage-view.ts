@@ -1,7 +1,7 @@
 // The JSON the client sees about its own consumption: `gateway_usage` on a JSON completion, and
 // GET /v1/usage (which also answers, by request id, for streamed requests).
 import type { CounterRef, CounterState } from '../shared/limits/types.js';
-import { microsToUsdNumber } from '../shared/money.js';
+import { formatMicros, microsToUsdNumber } from '../shared/money.js';
 import type { UsageSource } from '../shared/usage/types.js';
 
 export interface LimitView {
@@ -99,6 +99,10 @@ export function gatewayUsage(requestId: string, charge: Charge, states: readonly
 // model, limit; a credit's grant) are serialized once per counter object, which is read-only. The result equals
 // JSON.stringify(gatewayUsage(…)) byte for byte (a test checks it).
 const num = (n: number) => (Number.isFinite(n) ? String(n) : 'null');
+// Micro-dollars as the JSON number micros / 1e6 prints as: for whole micros under 1e15 that is
+// the exact decimal (at most 15 significant digits round-trip through a double), written from
+// the digits; String() of the quotient (a shortest-round-trip search) cost ~3 µs a request here.
+const usd = (micros: number) => (Number.isInteger(micros) && Math.abs(micros) < 1e15 ? formatMicros(micros) : num(microsToUsdNumber(micros)));
 const limitHeads = new WeakMap<CounterRef, string>();
 const creditHeads = new WeakMap<CounterRef, string>();
 
@@ -108,7 +112,7 @@ function limitHead(c: CounterRef): string {
     const money = c.metric === 'cost';
     head =
       `{"scope":${JSON.stringify(`${c.scopeType}:${c.scopeId}`)},"metric":${JSON.stringify(c.metric)},"window":${JSON.stringify(c.window)},` +
-      `"model":${JSON.stringify(c.model || null)},"limit":${num(money ? microsToUsdNumber(c.max) : c.max)},"used":`;
+      `"model":${JSON.stringify(c.model || null)},"limit":${money ? usd(c.max) : num(c.max)},"used":`;
     limitHeads.set(c, head);
   }
   return head;
@@ -117,7 +121,7 @@ function limitHead(c: CounterRef): string {
 function creditHead(c: CounterRef): string {
   let head = creditHeads.get(c);
   if (head === undefined) {
-    head = `{"scope":${JSON.stringify(`${c.scopeType}:${c.scopeId}`)},"granted_usd":${num(microsToUsdNumber(c.max))},"used_usd":`;
+    head = `{"scope":${JSON.stringify(`${c.scopeType}:${c.scopeId}`)},"granted_usd":${usd(c.max)},"used_usd":`;
     creditHeads.set(c, head);
   }
   return head;
@@ -129,19 +133,18 @@ export function gatewayUsageJson(requestId: string, charge: Charge, states: read
   for (const s of states) {
     const c = s.counter;
     if (c.metric === 'credits') {
-      credits += `${credits ? ',' : ''}${creditHead(c)}${num(microsToUsdNumber(s.used))},"remaining_usd":${num(microsToUsdNumber(s.remaining))}}`;
+      credits += `${credits ? ',' : ''}${creditHead(c)}${usd(s.used)},"remaining_usd":${usd(s.remaining)}}`;
       continue;
     }
     const money = c.metric === 'cost';
-    const used = money ? microsToUsdNumber(s.used) : s.used;
     const remaining = Math.max(0, s.remaining);
     limits +=
-      `${limits ? ',' : ''}${limitHead(c)}${num(used)},"remaining":${num(money ? microsToUsdNumber(remaining) : remaining)},` +
+      `${limits ? ',' : ''}${limitHead(c)}${money ? usd(s.used) : num(s.used)},"remaining":${money ? usd(remaining) : num(remaining)},` +
       `"resets_at":${s.resetsAt === null ? 'null' : `"${iso(s.resetsAt)}"`}}`;
   }
   return (
     `{"request_id":${JSON.stringify(requestId)},"prompt_tokens":${num(charge.promptTokens)},"completion_tokens":${num(charge.completionTokens)},` +
-    `"total_tokens":${num(charge.promptTokens + charge.completionTokens)},"cost_usd":${num(microsToUsdNumber(charge.costMicros))},` +
+    `"total_tokens":${num(charge.promptTokens + charge.completionTokens)},"cost_usd":${usd(charge.costMicros)},` +
     `"cost_micros":${num(charge.costMicros)},"usage_source":${JSON.stringify(charge.source)},"limits":[${limits}],"credits":[${credits}]}`
   );
 }

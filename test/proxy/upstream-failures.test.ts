@@ -162,6 +162,38 @@ describe('client disconnect', () => {
   });
 });
 
+describe('client disconnect on a JSON request', () => {
+  it('aborts the upstream request still waiting for its answer and records the request as 499, billing nothing produced', async () => {
+    fake.enqueue({ type: 'hang' });
+    const k = await createKey(h.gw, 'up');
+    await synced();
+    const controller = new AbortController();
+    const pending = request(`${h.url}/v1/chat/completions`, {
+      method: 'POST', headers: { authorization: `Bearer ${k.key}`, 'content-type': 'application/json' }, body: JSON.stringify(hello(M)), signal: controller.signal,
+    });
+    const [seen] = await fake.waitForRequests(1);
+    const abortedAt = Date.now();
+    controller.abort();
+    await expect(pending).rejects.toThrow();
+    await expect.poll(() => seen!.clientAborted, { timeout: 3_000 }).toBe(true);
+    // Passed on at once, not when the upstream header timeout (400 ms here) would have ended it.
+    expect(seen!.closedAt! - abortedAt).toBeLessThan(300);
+    const [ev] = await waitForEvents(h.db, k.id, 1);
+    expect(ev).toMatchObject({ status: 499, errorCode: 'aborted', completionTokens: 0 });
+  });
+
+  it('reads a large multi-byte answer whole, byte for byte', async () => {
+    const text = 'ü'.repeat(3000);
+    const body = { id: 'gen-big', object: 'chat.completion', created: 1, model: M, choices: [{ index: 0, message: { role: 'assistant', content: text }, finish_reason: 'stop' }], usage: { prompt_tokens: 5, completion_tokens: 3000, total_tokens: 3005 } };
+    fake.enqueue({ type: 'raw', body: JSON.stringify(body), contentType: 'application/json' });
+    const r = await chat(h.url, key.key, hello(M));
+    expect(r.status).toBe(200);
+    const { gateway_usage, ...rest } = r.json<Record<string, unknown>>();
+    expect(rest).toEqual(body);
+    expect(gateway_usage).toMatchObject({ prompt_tokens: 5, completion_tokens: 3000 });
+  });
+});
+
 describe('quota reached in a stream without max_tokens', () => {
   it('ends the stream cleanly with an error event then [DONE], and bills what was delivered', async () => {
     // 20 chunks of 40 bytes (≈10 tokens each): far more than the 200-token quota allows.

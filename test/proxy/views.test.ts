@@ -5,6 +5,7 @@ import { Histogram, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import type { CounterRef, CounterState } from '../../src/shared/limits/types.js';
 import { BucketHistogram } from '../../src/proxy/metrics.js';
+import { headersFrom } from '../../src/proxy/upstream/whole-response.js';
 import { type Charge, gatewayUsage, gatewayUsageJson, RecentCharges } from '../../src/proxy/usage-view.js';
 
 const ref = (over: Partial<CounterRef>): CounterRef => ({
@@ -59,6 +60,26 @@ describe('gatewayUsageJson', () => {
     for (let used = 0; used < 5; used++) {
       const states = [state(tokens, used * 100, 1000 - used * 100, Date.UTC(2026, 10, 26)), state(cost, used, 12_345_678 - used, Date.UTC(2026, 11, 1))];
       expect(gatewayUsageJson('r', charges[0]!, states)).toBe(JSON.stringify(gatewayUsage('r', charges[0]!, states)));
+    }
+  });
+});
+
+describe('gatewayUsageJson money', () => {
+  it('prints micro-dollars as the same JSON number as micros / 1e6, across magnitudes and signs', () => {
+    const values = [0, 1, -1, 5, 10, 999_999, 1_000_000, 1_000_001, 123_456_789, 999_999_999_999_999, 1e15, -(2 ** 53) + 1, 0.5, 1e20];
+    let seed = 42;
+    const rand = () => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    for (let i = 0; i < 20_000; i++) values.push(Math.floor(rand() * 10 ** Math.floor(rand() * 16)) * (rand() < 0.1 ? -1 : 1));
+    const c = ref({ metric: 'cost', window: 'month', max: 7 });
+    const cr = ref({ metric: 'credits', window: 'total', scopeType: 'org', scopeId: 'o', max: 9 });
+    for (const m of values) {
+      const charge: Charge = { promptTokens: 1, completionTokens: 1, costMicros: m, source: 'upstream' };
+      const states = [state(c, m, m, null), state(cr, m, -m, null)];
+      const text = gatewayUsageJson('r', charge, states);
+      if (text !== JSON.stringify(gatewayUsage('r', charge, states))) expect.fail(`differs for ${m}: ${text}`);
     }
   });
 });
@@ -125,5 +146,13 @@ describe('RecentCharges', () => {
     r.add('k', 'same', charge, []);
     r.add('k', 'next', charge, []); // overwrites slot 0 (the first 'same')
     expect(r.get('k', 'same')?.prompt_tokens).toBe(1);
+  });
+});
+
+describe('headersFrom (raw upstream headers of a whole answer)', () => {
+  it("lower-cases names and turns a repeated name into an array, as undici's request() does", () => {
+    const raw = ['Content-Type', 'application/json', 'Set-Cookie', 'a=1', 'set-cookie', 'b=2', 'Retry-After', '7', 'X-Odd', 'caf\u00e9'].map((s) => Buffer.from(s, 'latin1'));
+    expect(headersFrom(raw)).toEqual({ 'content-type': 'application/json', 'set-cookie': ['a=1', 'b=2'], 'retry-after': '7', 'x-odd': 'caf\u00e9' });
+    expect(headersFrom([])).toEqual({});
   });
 });

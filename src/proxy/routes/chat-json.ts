@@ -11,11 +11,11 @@ export async function relayChatJson(call: ChatCall): Promise<void> {
   const { deps, ctx, res, outcome } = call;
   const adapter = deps.upstreams.forOrg(call.auth.org);
   const sentAt = performance.now();
-  const up = await adapter.chat({
+  const up = await adapter.chatWhole({
     org: call.auth.org, raw: call.raw, parsed: call.parsed, stream: false, price: call.plan.price, signal: call.abort, requestId: ctx.id,
   });
-  deps.metrics.upstreamLatency((performance.now() - sentAt) / 1000);
-  const answer = await readJsonAnswer(up);
+  deps.metrics.upstreamLatency((up.headersAt - sentAt) / 1000);
+  const answer = readJsonAnswer(up);
   if (!answer.ok) {
     outcome.status = answer.error.status;
     outcome.errorCode = answer.error.body.error.code;

@@ -3,7 +3,7 @@
 import { Readable } from 'node:stream';
 import type { SnapshotPrice } from '../../shared/snapshot/types.js';
 import { type MockChatRequest, type MockPrice, MOCK_MODELS, mockChatCompletion, mockChatCompletionStream } from '../mock-provider.js';
-import type { UpstreamAdapter, UpstreamResponse } from './types.js';
+import type { UpstreamAdapter, UpstreamResponse, UpstreamWhole } from './types.js';
 
 /** micro-dollars per million tokens → USD per token as an exact decimal string. */
 export function microsPerMToUsdPerToken(micros: number): string {
@@ -34,6 +34,11 @@ export function createMockAdapter(opts: { chunkDelayMs?: number } = {}): Upstrea
       }
       const body = Buffer.from(JSON.stringify(mockChatCompletion(req, { price })));
       return { status: 200, headers, body: once(body), discard: () => {} };
+    },
+    async chatWhole(call): Promise<UpstreamWhole> {
+      const req = call.parsed as unknown as MockChatRequest;
+      const body = Buffer.from(JSON.stringify(mockChatCompletion(req, { price: mockPrice(call.parsed.model, call.price) })));
+      return { status: 200, headers: { 'content-type': 'application/json' }, body, headersAt: performance.now() };
     },
   };
 }

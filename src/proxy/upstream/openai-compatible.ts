@@ -4,7 +4,8 @@ import { errors } from 'undici';
 import { GatewayError } from '../../shared/errors.js';
 import type { SnapshotOrg } from '../../shared/snapshot/types.js';
 import type { PoolRegistry } from './pools.js';
-import type { UpstreamAdapter, UpstreamCall, UpstreamResponse } from './types.js';
+import type { UpstreamAdapter, UpstreamCall, UpstreamResponse, UpstreamWhole } from './types.js';
+import { requestWhole } from './whole-response.js';
 
 const OPENROUTER_BASE = 'https://openrouter.ai/api/v1';
 
@@ -82,6 +83,14 @@ export function createOpenAICompatibleAdapter(pools: PoolRegistry, provider: str
           body: res.body,
           discard: () => res.body.destroy(),
         };
+      } catch (err) {
+        throw mapUpstreamFailure(err);
+      }
+    },
+    async chatWhole(call): Promise<UpstreamWhole> {
+      const t = target(call.org, targets);
+      try {
+        return await requestWhole(pools.get(t.origin), { method: 'POST', path: t.path, headers: headersFor(call.org, false), body: bodyFor(call) }, call.signal);
       } catch (err) {
         throw mapUpstreamFailure(err);
       }

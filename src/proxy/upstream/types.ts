@@ -24,8 +24,22 @@ export interface UpstreamResponse {
   discard(): void;
 }
 
+/** A non-streaming answer, read whole. */
+export interface UpstreamWhole {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+  /** performance.now() when the response headers arrived. */
+  headersAt: number;
+}
+
 export interface UpstreamAdapter {
   readonly provider: string;
   /** Throws GatewayError upstream_timeout (504) or upstream_error (502) when no answer comes. */
   chat(call: UpstreamCall): Promise<UpstreamResponse>;
+  /**
+   * The same call for a non-streaming request, answered with the whole body at once: no
+   * stream object, async iterator or promise per chunk for an answer that is read whole anyway.
+   */
+  chatWhole(call: UpstreamCall): Promise<UpstreamWhole>;
 }

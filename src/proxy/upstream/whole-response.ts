@@ -1,0 +1,88 @@
+// A non-streaming upstream answer read into one buffer through undici's dispatch() handler
+// interface, instead of request(): that API wraps every answer in an AsyncResource, a Readable
+// body and an abort listener, then the relay iterates it with an async iterator, all to collect
+// the one or two chunks of a JSON completion (~20 µs of CPU a request in the profile).
+// Timeouts, keep-alive and connection errors stay the Pool's, exactly as with request().
+import { type Dispatcher, errors } from 'undici';
+import type { ClientAbort } from '../client-abort.js';
+import type { UpstreamWhole } from './types.js';
+
+type Headers = Record<string, string | string[] | undefined>;
+
+/** Raw header pairs → lower-cased names; a repeated name becomes an array, as undici's request() does. */
+export function headersFrom(raw: readonly Buffer[] | readonly string[]): Headers {
+  const out: Headers = {};
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!.toString('latin1').toLowerCase();
+    const value = raw[i + 1]!.toString('latin1');
+    const prev = out[name];
+    if (prev === undefined) out[name] = value;
+    else if (Array.isArray(prev)) prev.push(value);
+    else out[name] = [prev, value];
+  }
+  return out;
+}
+
+class WholeHandler implements Dispatcher.DispatchHandler {
+  private status = 0;
+  private headers: Headers = {};
+  private headersAt = 0;
+  private readonly chunks: Buffer[] = [];
+  private size = 0;
+  private abortRequest: ((err: Error) => void) | null = null;
+  private done = false;
+
+  constructor(
+    private readonly signal: ClientAbort,
+    private readonly resolve: (w: UpstreamWhole) => void,
+    private readonly reject: (err: Error) => void,
+  ) {
+    signal.once('abort', this.onAbort);
+  }
+
+  private readonly onAbort = () => {
+    if (this.abortRequest) this.abortRequest(new errors.RequestAbortedError());
+  };
+
+  onConnect(abort: (err?: Error) => void): void {
+    if (this.signal.aborted) return void abort(new errors.RequestAbortedError());
+    this.abortRequest = abort;
+  }
+
+  onHeaders(status: number, raw: Buffer[]): boolean {
+    if (status < 200) return true; // 1xx: the real answer follows
+    this.status = status;
+    this.headers = headersFrom(raw);
+    this.headersAt = performance.now();
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    this.chunks.push(chunk);
+    this.size += chunk.length;
+    return true;
+  }
+
+  onComplete(): void {
+    if (this.done) return;
+    this.done = true;
+    this.signal.off('abort', this.onAbort);
+    const body = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.size);
+    this.resolve({ status: this.status, headers: this.headers, body, headersAt: this.headersAt });
+  }
+
+  onError(err: Error): void {
+    if (this.done) return;
+    this.done = true;
+    this.signal.off('abort', this.onAbort);
+    this.reject(err);
+  }
+}
+
+/** Sends one request on `dispatcher` and resolves with the whole answer; rejects with undici's error. */
+export function requestWhole(dispatcher: Dispatcher, opts: Dispatcher.DispatchOptions, signal: ClientAbort): Promise<UpstreamWhole> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(new errors.RequestAbortedError());
+    dispatcher.dispatch(opts, new WholeHandler(signal, resolve, reject));
+  });
+}
