@@ -5,6 +5,7 @@ import { GatewayError } from '../../shared/errors.js';
 import type { SnapshotOrg } from '../../shared/snapshot/types.js';
 import type { PoolRegistry } from './pools.js';
 import type { UpstreamAdapter, UpstreamCall, UpstreamResponse, UpstreamWhole } from './types.js';
+import { requestStream } from './stream-response.js';
 import { requestWhole } from './whole-response.js';
 
 const OPENROUTER_BASE = 'https://openrouter.ai/api/v1';
@@ -70,19 +71,7 @@ export function createOpenAICompatibleAdapter(pools: PoolRegistry, provider: str
     async chat(call): Promise<UpstreamResponse> {
       const t = target(call.org, targets);
       try {
-        const res = await pools.get(t.origin).request({
-          method: 'POST',
-          path: t.path,
-          headers: headersFor(call.org, call.stream),
-          body: bodyFor(call),
-          signal: call.signal,
-        });
-        return {
-          status: res.statusCode,
-          headers: res.headers,
-          body: res.body,
-          discard: () => res.body.destroy(),
-        };
+        return await requestStream(pools.get(t.origin), { method: 'POST', path: t.path, headers: headersFor(call.org, call.stream), body: bodyFor(call) }, call.signal);
       } catch (err) {
         throw mapUpstreamFailure(err);
       }
