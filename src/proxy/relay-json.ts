@@ -50,13 +50,12 @@ export function readJsonAnswer(up: UpstreamWhole): JsonRead {
   if (!isRecord(parsed) || (parsed.error != null && !Array.isArray(parsed.choices))) {
     return { ok: false, error: upstreamError(isRecord(parsed) && parsed.error != null ? 502 : 200, body, up.headers) };
   }
-  const ct = up.headers['content-type'];
   return {
     ok: true,
     body,
     reported: reportedUsage(parsed.usage),
     completionBytes: contentBytes(parsed.choices),
-    contentType: typeof ct === 'string' ? ct : 'application/json',
+    contentType: up.contentType ?? 'application/json',
   };
 }
 

@@ -2,7 +2,7 @@
 // answers even for requests node itself rejects (bad framing, slow headers), and in-flight
 // tracking so a shutdown can drain.
 import { randomBytes } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse, STATUS_CODES } from 'node:http';
+import { createServer, type IncomingMessage, type OutgoingHttpHeader, type OutgoingHttpHeaders, type Server, ServerResponse, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { ProxyDeps, RequestContext } from './context.js';
@@ -26,6 +26,23 @@ export interface ProxyServer {
 const idPrefix = randomBytes(8).toString('hex');
 let idSeq = 0;
 const newRequestId = () => `req_${idPrefix}${(idSeq++).toString(16).padStart(16, '0')}`;
+
+/**
+ * Every response carries its request id. It is added to the header object handed to writeHead
+ * (every answer here is written that way) rather than set up front with setHeader: one header
+ * set up front sends all the others through setHeader's validate-lower-case-store as well,
+ * ~1 µs a header on a 9-header answer.
+ */
+export class GatewayResponse<Request extends IncomingMessage = IncomingMessage> extends ServerResponse<Request> {
+  requestId = '';
+
+  override writeHead(status: number, reasonOrHeaders?: string | OutgoingHttpHeaders | OutgoingHttpHeader[], headers?: OutgoingHttpHeaders | OutgoingHttpHeader[]): this {
+    const obj = typeof reasonOrHeaders === 'string' ? headers : reasonOrHeaders;
+    if (obj && !Array.isArray(obj)) obj['x-request-id'] = this.requestId;
+    else if (!this.hasHeader('x-request-id')) this.setHeader('x-request-id', this.requestId);
+    return typeof reasonOrHeaders === 'string' ? super.writeHead(status, reasonOrHeaders, headers) : super.writeHead(status, reasonOrHeaders);
+  }
+}
 
 /** The child logger is made only when a request logs (few do); a class keeps the getter on the prototype. */
 class LazyContext implements RequestContext {
@@ -99,8 +116,9 @@ export function createProxyServer(deps: ProxyDeps): ProxyServer {
   let inFlight = 0;
   let draining = false;
   const idleWaiters: Array<() => void> = [];
-  const server = createServer(
+  const server = createServer<typeof IncomingMessage, typeof GatewayResponse>(
     {
+      ServerResponse: GatewayResponse,
       headersTimeout: config.clientHeadersTimeoutMs,
       requestTimeout: config.clientRequestTimeoutMs + 5_000,
       keepAliveTimeout: config.keepAliveTimeoutMs,
@@ -109,7 +127,7 @@ export function createProxyServer(deps: ProxyDeps): ProxyServer {
     (req, res) => {
       const id = newRequestId();
       const ctx = new LazyContext(log, id);
-      res.setHeader('x-request-id', id);
+      res.requestId = id;
       const url = req.url ?? '/';
       const q = url.indexOf('?');
       const path = q === -1 ? url : url.slice(0, q);

@@ -70,6 +70,29 @@ describe('bad clients', () => {
   });
 });
 
+describe('request ids', () => {
+  it('every kind of answer carries exactly one request id, each its own', async () => {
+    const own = await createKey(h.gw, 'acme');
+    await synced();
+    const key = own; // its own key, so the usage figures of the tests below are untouched
+    const answers = [
+      await chat(h.url, key.key, hello('mock/echo')), // 200 JSON
+      await chat(h.url, key.key, hello('mock/echo', { stream: true })), // 200 SSE
+      await chat(h.url, 'sk-wrong', hello('mock/echo')), // 401
+      await chat(h.url, key.key, { model: 'mock/echo' }), // 400
+      await call(h.url, '/v2/whatever'), // 404
+      await call(h.url, '/healthz'),
+      await call(h.url, '/readyz'),
+      await call(h.url, '/metrics'),
+      await call(h.url, '/v1/models', { key: key.key }),
+      await call(h.url, '/v1/usage', { key: key.key }),
+    ];
+    const ids = answers.map((r) => r.headers['x-request-id']);
+    for (const id of ids) expect(id).toMatch(/^req_[0-9a-f]{32}$/); // a string: an array would mean it was sent twice
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+});
+
 describe('GET /v1/models and GET /v1/usage', () => {
   it('lists only the models this key may use', async () => {
     const r = await call(h.url, '/v1/models', { key: key.key });

@@ -5,7 +5,7 @@ import { Histogram, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import type { CounterRef, CounterState } from '../../src/shared/limits/types.js';
 import { BucketHistogram } from '../../src/proxy/metrics.js';
-import { headersFrom } from '../../src/proxy/upstream/whole-response.js';
+import { headersFrom, rawHeader } from '../../src/proxy/upstream/whole-response.js';
 import { type Charge, gatewayUsage, gatewayUsageJson, RecentCharges } from '../../src/proxy/usage-view.js';
 
 const ref = (over: Partial<CounterRef>): CounterRef => ({
@@ -154,5 +154,9 @@ describe('headersFrom (raw upstream headers of a whole answer)', () => {
     const raw = ['Content-Type', 'application/json', 'Set-Cookie', 'a=1', 'set-cookie', 'b=2', 'Retry-After', '7', 'X-Odd', 'caf\u00e9'].map((s) => Buffer.from(s, 'latin1'));
     expect(headersFrom(raw)).toEqual({ 'content-type': 'application/json', 'set-cookie': ['a=1', 'b=2'], 'retry-after': '7', 'x-odd': 'caf\u00e9' });
     expect(headersFrom([])).toEqual({});
+    expect(rawHeader(raw, 'content-type')).toBe('application/json');
+    expect(rawHeader(raw, 'set-cookie')).toBe('a=1');
+    expect(rawHeader(raw, 'retry-after')).toBe('7');
+    expect(rawHeader(raw, 'content-length')).toBeUndefined();
   });
 });

@@ -38,7 +38,7 @@ export function createMockAdapter(opts: { chunkDelayMs?: number } = {}): Upstrea
     async chatWhole(call): Promise<UpstreamWhole> {
       const req = call.parsed as unknown as MockChatRequest;
       const body = Buffer.from(JSON.stringify(mockChatCompletion(req, { price: mockPrice(call.parsed.model, call.price) })));
-      return { status: 200, headers: { 'content-type': 'application/json' }, body, headersAt: performance.now() };
+      return { status: 200, headers: { 'content-type': 'application/json' }, contentType: 'application/json', body, headersAt: performance.now() };
     },
   };
 }

@@ -28,6 +28,8 @@ export interface UpstreamResponse {
 export interface UpstreamWhole {
   status: number;
   headers: Record<string, string | string[] | undefined>;
+  /** The content-type header (read without building `headers`). */
+  contentType: string | undefined;
   body: Buffer;
   /** performance.now() when the response headers arrived. */
   headersAt: number;

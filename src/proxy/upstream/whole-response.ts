@@ -23,9 +23,38 @@ export function headersFrom(raw: readonly Buffer[] | readonly string[]): Headers
   return out;
 }
 
+/** The value of one header (the first, if repeated) among raw pairs; the name must be lower case. */
+export function rawHeader(raw: readonly Buffer[] | readonly string[], name: string): string | undefined {
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const n = raw[i]!;
+    if (n.length === name.length && n.toString('latin1').toLowerCase() === name) return raw[i + 1]!.toString('latin1');
+  }
+  return undefined;
+}
+
+/** A whole answer whose header object is built only if asked for (error paths); content-type is read at once. */
+class Whole implements UpstreamWhole {
+  private parsed: Headers | null = null;
+  readonly contentType: string | undefined;
+
+  constructor(
+    readonly status: number,
+    private readonly raw: Buffer[],
+    readonly body: Buffer,
+    readonly headersAt: number,
+  ) {
+    this.contentType = rawHeader(raw, 'content-type');
+  }
+
+  get headers(): Headers {
+    this.parsed ??= headersFrom(this.raw);
+    return this.parsed;
+  }
+}
+
 class WholeHandler implements Dispatcher.DispatchHandler {
   private status = 0;
-  private headers: Headers = {};
+  private raw: Buffer[] = [];
   private headersAt = 0;
   private readonly chunks: Buffer[] = [];
   private size = 0;
@@ -52,7 +81,7 @@ class WholeHandler implements Dispatcher.DispatchHandler {
   onHeaders(status: number, raw: Buffer[]): boolean {
     if (status < 200) return true; // 1xx: the real answer follows
     this.status = status;
-    this.headers = headersFrom(raw);
+    this.raw = raw;
     this.headersAt = performance.now();
     return true;
   }
@@ -68,7 +97,7 @@ class WholeHandler implements Dispatcher.DispatchHandler {
     this.done = true;
     this.signal.off('abort', this.onAbort);
     const body = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.size);
-    this.resolve({ status: this.status, headers: this.headers, body, headersAt: this.headersAt });
+    this.resolve(new Whole(this.status, this.raw, body, this.headersAt));
   }
 
   onError(err: Error): void {
