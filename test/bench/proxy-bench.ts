@@ -8,7 +8,8 @@
 // Knobs: BENCH_SECONDS, BENCH_ROUNDS, BENCH_SERIAL (0 skips), BENCH_TARGETS, BENCH_MODES, BENCH_PROFILE,
 // BENCH_GATEWAY_NODE_FLAGS, BENCH_VARIANT_ENV (e.g. "GATEWAY_X=1 GATEWAY_Y=2": a second gateway
 // process with that environment, interleaved with the first, for A/B experiments on one machine),
-// BENCH_VARIANT_BIN (the variant runs this gateway-proxy instead, e.g. a worktree of another commit).
+// BENCH_VARIANT_BIN (the variant runs this gateway-proxy instead, e.g. a worktree of another commit),
+// BENCH_PACED (0 skips the same-offered-load comparison).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -28,6 +29,7 @@ const ONLY = process.env.BENCH_TARGETS?.split(',').filter(Boolean) ?? [];
 const PROFILE = process.env.BENCH_PROFILE;
 // BENCH_MODES=json or =stream runs only that half (handy with BENCH_PROFILE).
 const MODES = (process.env.BENCH_MODES ?? 'json,stream').split(',');
+const PACED = process.env.BENCH_PACED !== '0';
 
 async function start(args: string[], env: Record<string, string> = {}): Promise<{ child: ChildProcess; url: string }> {
   const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
@@ -85,6 +87,54 @@ async function load(t: Target, stream: boolean) {
   await pool.close();
   lat.sort((a, b) => a - b);
   return { rps: lat.length / secs, p50: pct(lat, 50), p90: pct(lat, 90), p99: pct(lat, 99), cpuUs: ((user + sys) / lat.length) * 1e6, sysUs: (sys / lat.length) * 1e6 };
+}
+
+/**
+ * CPU per request at a fixed offered rate (open loop: requests start on a clock, not when the
+ * previous one ends). A server's CPU per request depends on its load (at saturation, one turn
+ * of the event loop and one wake-up serve many requests), so this compares the bare proxy and
+ * the gateway doing the same amount of work per second, next to the closed-loop figures where
+ * each runs at its own maximum.
+ */
+async function paced(t: Target, stream: boolean, rate: number) {
+  const pool = new Pool(t.url, { connections: CONCURRENCY, keepAliveTimeout: 60_000 });
+  let inFlight = 0;
+  let done = 0;
+  let missed = 0;
+  const failures: unknown[] = [];
+  const fire = () => {
+    if (inFlight >= 4 * CONCURRENCY) return void missed++; // the server fell behind: count, do not pile up
+    inFlight++;
+    once(pool, t, stream).then(
+      () => {
+        inFlight--;
+        done++;
+      },
+      (err: unknown) => {
+        inFlight--;
+        failures.push(err);
+      },
+    );
+  };
+  const run = async (ms: number) => {
+    const t0 = performance.now();
+    let sent = 0;
+    while (performance.now() - t0 < ms) {
+      const due = Math.floor(((performance.now() - t0) / 1000) * rate);
+      for (; sent < due; sent++) fire();
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    while (inFlight > 0) await new Promise((r) => setTimeout(r, 2));
+  };
+  await run(1_000); // warm
+  done = 0;
+  missed = 0;
+  const cpu0 = cpuSeconds(t.pid);
+  await run(SECONDS * 1000);
+  const cpu1 = cpuSeconds(t.pid);
+  await pool.close();
+  if (failures.length) throw failures[0];
+  return { cpuUs: ((cpu1.user - cpu0.user + cpu1.sys - cpu0.sys) / done) * 1e6, done, missed };
 }
 
 async function serial(t: Target, stream: boolean) {
@@ -170,6 +220,29 @@ async function main() {
     if (g && b) console.log(`  gateway vs bare: throughput ${f((g.rps / b.rps) * 100, 0)}% (target ≥70%), CPU/request ${f(g.cpuUs / b.cpuUs, 2)}× (target ≤1.5×)`);
     const v = results[mode]!['gateway variant'];
     if (g && v) console.log(`  variant vs gateway: throughput ${f((v.rps / g.rps) * 100, 0)}%, CPU/request ${f(v.cpuUs / g.cpuUs, 2)}×`);
+    console.log('');
+  }
+  const g0 = results.JSON?.['gateway-proxy'];
+  const pacedTargets = targets.filter((t) => t.name === 'bare undici proxy' || t.name === 'gateway-proxy');
+  if (PACED && g0 && pacedTargets.length === 2) {
+    // Two thirds of the gateway's own JSON maximum: both servers can keep up, neither is idle.
+    const rate = Math.round((g0.rps * 2) / 3 / 100) * 100;
+    console.log(`same offered load, ${rate} req/s for each (open loop, median of ${ROUNDS} rounds):`);
+    console.log('  mode        bare CPU µs/req   gateway CPU µs/req   ratio');
+    for (const stream of [false, true].filter((x) => MODES.includes(x ? 'stream' : 'json'))) {
+      const runs = new Map<string, number[]>(pacedTargets.map((t) => [t.name, []]));
+      let missed = 0;
+      for (let round = 0; round < ROUNDS; round++) {
+        for (const t of pacedTargets) {
+          const r = await paced(t, stream, rate);
+          runs.get(t.name)!.push(r.cpuUs);
+          missed += r.missed;
+        }
+      }
+      const b = median(runs.get('bare undici proxy')!);
+      const g = median(runs.get('gateway-proxy')!);
+      console.log(`  ${(stream ? 'streaming' : 'JSON').padEnd(10)} ${f(b, 0).padStart(15)} ${f(g, 0).padStart(20)} ${f(g / b, 2).padStart(8)}×${missed ? `  (${missed} requests not sent: a server fell behind)` : ''}`);
+    }
     console.log('');
   }
   if (SERIAL > 0) {
