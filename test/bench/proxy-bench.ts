@@ -225,8 +225,9 @@ async function main() {
   const g0 = results.JSON?.['gateway-proxy'];
   const pacedTargets = targets.filter((t) => t.name === 'bare undici proxy' || t.name === 'gateway-proxy');
   if (PACED && g0 && pacedTargets.length === 2) {
-    // Two thirds of the gateway's own JSON maximum: both servers can keep up, neither is idle.
-    const rate = Math.round((g0.rps * 2) / 3 / 100) * 100;
+    // Half the gateway's own JSON maximum: both servers keep up even through a slow spell of a
+    // shared machine (a run that could not send on time says so), and neither is idle.
+    const rate = Math.round(g0.rps / 2 / 100) * 100;
     console.log(`same offered load, ${rate} req/s for each (open loop, median of ${ROUNDS} rounds):`);
     console.log('  mode        bare CPU µs/req   gateway CPU µs/req   ratio');
     for (const stream of [false, true].filter((x) => MODES.includes(x ? 'stream' : 'json'))) {

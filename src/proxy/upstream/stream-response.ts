@@ -15,6 +15,26 @@ const HIGH_WATER = 64 * 1024;
 
 const DONE: IteratorReturnResult<undefined> = { value: undefined, done: true };
 
+/** The response as the relay sees it; the header object is built only if asked for (error paths). */
+class Head implements UpstreamResponse {
+  private parsed: Record<string, string | string[] | undefined> | null = null;
+
+  constructor(
+    readonly status: number,
+    private readonly raw: Buffer[],
+    readonly body: StreamHandler,
+  ) {}
+
+  get headers(): Record<string, string | string[] | undefined> {
+    this.parsed ??= headersFrom(this.raw);
+    return this.parsed;
+  }
+
+  discard(): void {
+    this.body.discard();
+  }
+}
+
 class StreamHandler implements Dispatcher.DispatchHandler, AsyncIterableIterator<Buffer> {
   private abortRequest: ((err: Error) => void) | null = null;
   private resumeSocket: (() => void) | null = null;
@@ -48,7 +68,7 @@ class StreamHandler implements Dispatcher.DispatchHandler, AsyncIterableIterator
     this.resumeSocket = resume;
     const head = this.head;
     this.head = null;
-    head?.resolve({ status, headers: headersFrom(raw), body: this, discard: () => this.discard() });
+    head?.resolve(new Head(status, raw, this));
     return true;
   }
 
