@@ -26,12 +26,12 @@ describe('gatewayUsageJson', () => {
   const tokens = ref({});
   const cost = ref({ metric: 'cost', window: 'month', max: 12_345_678 });
   const requests = ref({ metric: 'requests', window: 'minute', scopeType: 'org', scopeId: 'o"\\ü\u2028\u0001', max: 60 });
-  const perModel = ref({ model: 'openai/*', window: 'rolling_hour', scopeType: 'user', scopeId: 'u-1' });
+  const perModel = ref({ model: 'openai/*', window: 'hour', scopeType: 'user', scopeId: 'u-1' });
   const credits = ref({ metric: 'credits', window: 'total', scopeType: 'org', scopeId: 'o1', max: 5_000_000 });
   const charges: Charge[] = [
     { promptTokens: 12, completionTokens: 10, costMicros: 32, source: 'upstream' },
     { promptTokens: 0, completionTokens: 0, costMicros: 0, source: 'none' },
-    { promptTokens: 123_456, completionTokens: 7, costMicros: 1_234_567_891, source: 'price_table' },
+    { promptTokens: 123_456, completionTokens: 7, costMicros: 1_234_567_891, source: 'estimated' },
   ];
   const stateSets: CounterState[][] = [
     [],
