@@ -37,10 +37,14 @@ export class GatewayResponse<Request extends IncomingMessage = IncomingMessage> 
   requestId = '';
 
   override writeHead(status: number, reasonOrHeaders?: string | OutgoingHttpHeaders | OutgoingHttpHeader[], headers?: OutgoingHttpHeaders | OutgoingHttpHeader[]): this {
-    const obj = typeof reasonOrHeaders === 'string' ? headers : reasonOrHeaders;
+    // Node answers some requests itself before any handler runs (417 to an unknown Expect):
+    // those get an id of their own too.
+    if (!this.requestId) this.requestId = newRequestId();
+    // As node does: a reason that is not a string leaves the headers to the third argument.
+    const obj = typeof reasonOrHeaders === 'string' ? headers : (reasonOrHeaders ?? headers);
     if (obj && !Array.isArray(obj)) obj['x-request-id'] = this.requestId;
     else if (!this.hasHeader('x-request-id')) this.setHeader('x-request-id', this.requestId);
-    return typeof reasonOrHeaders === 'string' ? super.writeHead(status, reasonOrHeaders, headers) : super.writeHead(status, reasonOrHeaders);
+    return super.writeHead(status, reasonOrHeaders as string, headers as OutgoingHttpHeaders);
   }
 }
 

@@ -184,8 +184,10 @@ export class RecentCharges {
     this.ring[this.next] = entry;
     this.next = this.next + 1 === this.capacity ? 0 : this.next + 1;
     this.byId.set(requestId, entry);
-    // A key's last charge outlives the ring; the map is bounded by dropping its oldest key (rare:
-    // only past `capacity` distinct keys, so the scan over deleted slots stays off the hot path).
+    // A key's last charge outlives the ring. Delete-then-set keeps the map in recency order, so
+    // past `capacity` distinct keys the one idle longest is dropped (that first-key lookup walks
+    // deleted slots, but only then, never on an ordinary request).
+    this.lastByKey.delete(keyId);
     this.lastByKey.set(keyId, entry);
     if (this.lastByKey.size > this.capacity) {
       const oldest = this.lastByKey.keys().next().value;

@@ -90,6 +90,10 @@ describe('request ids', () => {
     const ids = answers.map((r) => r.headers['x-request-id']);
     for (const id of ids) expect(id).toMatch(/^req_[0-9a-f]{32}$/); // a string: an array would mean it was sent twice
     expect(new Set(ids).size).toBe(ids.length);
+    // Node answers an unknown Expect itself (417), before any handler: that answer has an id too.
+    const expect417 = await raw([`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nExpect: nonsense\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`]);
+    expect(expect417.split('\r\n')[0]).toContain(' 417 ');
+    expect(expect417).toMatch(/\r\nx-request-id: req_[0-9a-f]{32}\r\n/i);
   });
 });
 

@@ -1,10 +1,14 @@
 // The hand-built parts of the hot path against what they replace: gateway_usage text against
 // JSON.stringify of the same view, the bucket histogram against prom-client's own rendering,
 // and the ring of recent charges (evicts by age, keeps each key's last charge).
+import { createServer, type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Histogram, Registry } from 'prom-client';
+import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
 import type { CounterRef, CounterState } from '../../src/shared/limits/types.js';
 import { BucketHistogram } from '../../src/proxy/metrics.js';
+import { GatewayResponse } from '../../src/proxy/server.js';
 import { headersFrom, rawHeader } from '../../src/proxy/upstream/whole-response.js';
 import { type Charge, gatewayUsage, gatewayUsageJson, RecentCharges } from '../../src/proxy/usage-view.js';
 
@@ -140,6 +144,17 @@ describe('RecentCharges', () => {
     expect(r.last('third')?.request_id).toBe('t1');
   });
 
+  it('past `capacity` keys, drops the key idle longest, not a busy key that came first', () => {
+    const r = new RecentCharges(3);
+    r.add('A', 'r1', charge, []);
+    r.add('B', 'r2', charge, []);
+    r.add('C', 'r3', charge, []);
+    r.add('A', 'r4', charge, []); // A is the most recent now
+    r.add('D', 'r5', charge, []);
+    expect(r.last('A')?.request_id).toBe('r4');
+    expect(r.last('B')).toBeUndefined();
+  });
+
   it('a request id seen again replaces the earlier entry, and evicting the old slot does not drop the new one', () => {
     const r = new RecentCharges(2);
     r.add('k', 'same', { ...charge, promptTokens: 100 }, []);
@@ -158,5 +173,38 @@ describe('headersFrom (raw upstream headers of a whole answer)', () => {
     expect(rawHeader(raw, 'set-cookie')).toBe('a=1');
     expect(rawHeader(raw, 'retry-after')).toBe('7');
     expect(rawHeader(raw, 'content-length')).toBeUndefined();
+  });
+});
+
+describe('GatewayResponse.writeHead', () => {
+  it("adds the request id under every writeHead form node accepts, keeping the caller's headers", async () => {
+    const forms: Array<(res: GatewayResponse) => void> = [
+      (res) => res.writeHead(200, { 'x-custom': '1' }),
+      (res) => res.writeHead(200, 'Fine', { 'x-custom': '1' }),
+      (res) => res.writeHead(200, undefined as unknown as string, { 'x-custom': '1' }),
+      (res) => res.writeHead(200, ['x-custom', '1']),
+      (res) => {
+        res.setHeader('x-custom', '1');
+        res.writeHead(200);
+      },
+    ];
+    let form = 0;
+    const server = createServer<typeof IncomingMessage, typeof GatewayResponse>({ ServerResponse: GatewayResponse }, (_req, res) => {
+      res.requestId = `req_${form}`;
+      forms[form]!(res);
+      res.end('ok');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      for (form = 0; form < forms.length; form++) {
+        const r = await request(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
+        await r.body.text();
+        expect(r.headers['x-custom'], `form ${form}`).toBe('1');
+        expect(r.headers['x-request-id'], `form ${form}`).toBe(`req_${form}`);
+      }
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });
