@@ -93,6 +93,8 @@ export async function settle(deps: BillingDeps, bill: Bill, o: Outcome): Promise
   return { charge, states };
 }
 
+const NO_ANCESTORS: readonly string[] = Object.freeze([]);
+
 function record(deps: BillingDeps, bill: Bill, o: Outcome, charge: Charge, now: number): void {
   const { auth } = bill;
   deps.sink.add({
@@ -101,7 +103,7 @@ function record(deps: BillingDeps, bill: Bill, o: Outcome, charge: Charge, now: 
     orgId: auth.org.id,
     userId: auth.key.userId,
     keyId: auth.key.id,
-    ancestorKeyIds: auth.chainKeys.map((k) => k.id),
+    ancestorKeyIds: auth.chainKeys.length === 0 ? NO_ANCESTORS : auth.chainKeys.map((k) => k.id),
     model: bill.model,
     provider: bill.provider,
     promptTokens: charge.promptTokens,

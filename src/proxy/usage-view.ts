@@ -149,46 +149,121 @@ export function gatewayUsageJson(requestId: string, charge: Charge, states: read
   );
 }
 
-interface RecentCharge {
-  keyId: string;
+const SOURCES: readonly UsageSource[] = ['upstream', 'estimated', 'none'];
+/** States kept inline per ring slot; a request touching more counters keeps its array aside. */
+const INLINE_STATES = 8;
+const OVERFLOW = 255;
+
+/** A key's last charge: one record per key, overwritten in place. */
+interface LastCharge {
   requestId: string;
   charge: Charge;
-  /** The counters as settled (snapshots, never updated later). */
-  states: readonly CounterState[];
+  states: CounterState[];
 }
-
-const view = (r: RecentCharge): GatewayUsage => gatewayUsage(r.requestId, r.charge, r.states);
 
 /**
  * Recent charges by request id, bounded, so GET /v1/usage can answer for streamed requests.
  * What is kept is the charge and the settled counter states; the JSON view is built only when
- * asked for (building it on every streamed request cost CPU and old-generation garbage).
- * The entries sit in a ring: adding one overwrites the oldest and drops its id, with no iterator
- * per request (taking the first key of a Map that has had many deletions walks the deleted
- * slots: the Map-only version cost ~5 µs a request).
+ * asked for. Storage is struct-of-arrays, written in place: a slot per request in a ring (ids,
+ * numbers in typed arrays, counter refs, which are the snapshot's long-lived objects), and one
+ * record per key for its last charge. An object per request kept here lived past two young-
+ * generation collections, so every request's entry was copied twice and promoted to the old
+ * generation, where it became garbage for the major collector: ~8 µs of GC a request at 4,000
+ * requests/s (measured with --trace-gc-nvp: 850 → 350 bytes promoted a request).
+ * A lookup by request id scans the ring from the newest slot (10,000 string compares, ~20 µs,
+ * on an endpoint a client calls once per stream), rather than keeping a Map per request.
  */
 export class RecentCharges {
-  private readonly ring: (RecentCharge | undefined)[];
   private next = 0;
-  private readonly byId = new Map<string, RecentCharge>();
-  private readonly lastByKey = new Map<string, RecentCharge>();
+  private readonly keyIds: (string | undefined)[];
+  private readonly requestIds: (string | undefined)[];
+  /** Per slot: prompt tokens, completion tokens, cost micros. */
+  private readonly amounts: Float64Array;
+  private readonly sources: Uint8Array;
+  /** Per slot: how many states are inline, or OVERFLOW when they are in `overflow`. */
+  private readonly counts: Uint8Array;
+  private readonly counters: (CounterRef | undefined)[];
+  /** Per inline state: used, remaining, resetsAt (NaN for null). */
+  private readonly stateNums: Float64Array;
+  private readonly overflow = new Map<number, readonly CounterState[]>();
+  private readonly lastByKey = new Map<string, LastCharge>();
+  /** The key set last in lastByKey (its newest entry). */
+  private newestKey: string | undefined;
 
   constructor(private readonly capacity = 10_000) {
-    this.ring = new Array(capacity).fill(undefined);
+    this.keyIds = new Array<string | undefined>(capacity).fill(undefined);
+    this.requestIds = new Array<string | undefined>(capacity).fill(undefined);
+    this.amounts = new Float64Array(capacity * 3);
+    this.sources = new Uint8Array(capacity);
+    this.counts = new Uint8Array(capacity);
+    this.counters = new Array<CounterRef | undefined>(capacity * INLINE_STATES).fill(undefined);
+    this.stateNums = new Float64Array(capacity * INLINE_STATES * 3);
   }
 
   add(keyId: string, requestId: string, charge: Charge, states: readonly CounterState[]): void {
-    const entry: RecentCharge = { keyId, requestId, charge, states };
-    const old = this.ring[this.next];
-    if (old !== undefined && this.byId.get(old.requestId) === old) this.byId.delete(old.requestId);
-    this.ring[this.next] = entry;
-    this.next = this.next + 1 === this.capacity ? 0 : this.next + 1;
-    this.byId.set(requestId, entry);
-    // A key's last charge outlives the ring. Delete-then-set keeps the map in recency order, so
-    // past `capacity` distinct keys the one idle longest is dropped (that first-key lookup walks
-    // deleted slots, but only then, never on an ordinary request).
-    this.lastByKey.delete(keyId);
-    this.lastByKey.set(keyId, entry);
+    const slot = this.next;
+    this.next = slot + 1 === this.capacity ? 0 : slot + 1;
+    if (this.counts[slot] === OVERFLOW) this.overflow.delete(slot);
+    this.keyIds[slot] = keyId;
+    this.requestIds[slot] = requestId;
+    this.amounts[slot * 3] = charge.promptTokens;
+    this.amounts[slot * 3 + 1] = charge.completionTokens;
+    this.amounts[slot * 3 + 2] = charge.costMicros;
+    this.sources[slot] = SOURCES.indexOf(charge.source);
+    if (states.length > INLINE_STATES) {
+      this.counts[slot] = OVERFLOW;
+      this.overflow.set(slot, states);
+    } else {
+      this.counts[slot] = states.length;
+      const base = slot * INLINE_STATES;
+      for (let i = 0; i < states.length; i++) {
+        const s = states[i]!;
+        this.counters[base + i] = s.counter;
+        const n = (base + i) * 3;
+        this.stateNums[n] = s.used;
+        this.stateNums[n + 1] = s.remaining;
+        this.stateNums[n + 2] = s.resetsAt === null ? Number.NaN : s.resetsAt;
+      }
+      // Refs past the count are left in place: they are snapshot objects, read only below the count.
+    }
+    this.remember(keyId, requestId, charge, states);
+  }
+
+  /**
+   * A key's last charge outlives the ring. Delete-then-set keeps the map in recency order, so
+   * past `capacity` distinct keys the one idle longest is dropped (that first-key lookup walks
+   * deleted slots, but only then, never on an ordinary request). The record is reused.
+   */
+  private remember(keyId: string, requestId: string, charge: Charge, states: readonly CounterState[]): void {
+    let last = this.lastByKey.get(keyId);
+    if (last === undefined) {
+      last = { requestId, charge: { ...charge }, states: [] };
+    } else {
+      // Already the newest key (a busy key's requests come in runs): the order stands as it is,
+      // and the map is spared a delete and a set (each pair leaves a hole that a rehash copies).
+      if (this.newestKey !== keyId) this.lastByKey.delete(keyId);
+      last.requestId = requestId;
+      last.charge.promptTokens = charge.promptTokens;
+      last.charge.completionTokens = charge.completionTokens;
+      last.charge.costMicros = charge.costMicros;
+      last.charge.source = charge.source;
+    }
+    const kept = last.states;
+    for (let i = 0; i < states.length; i++) {
+      const s = states[i]!;
+      const k = kept[i];
+      if (k === undefined) kept.push({ counter: s.counter, used: s.used, remaining: s.remaining, resetsAt: s.resetsAt });
+      else {
+        k.counter = s.counter;
+        k.used = s.used;
+        k.remaining = s.remaining;
+        k.resetsAt = s.resetsAt;
+      }
+    }
+    kept.length = states.length;
+    if (this.newestKey === keyId) return;
+    this.newestKey = keyId;
+    this.lastByKey.set(keyId, last);
     if (this.lastByKey.size > this.capacity) {
       const oldest = this.lastByKey.keys().next().value;
       if (oldest !== undefined) this.lastByKey.delete(oldest);
@@ -196,12 +271,38 @@ export class RecentCharges {
   }
 
   get(keyId: string, requestId: string): GatewayUsage | undefined {
-    const hit = this.byId.get(requestId);
-    return hit && hit.keyId === keyId ? view(hit) : undefined;
+    // Newest first: a request id seen twice answers with its latest charge.
+    for (let n = 0, slot = this.next; n < this.capacity; n++) {
+      slot = slot === 0 ? this.capacity - 1 : slot - 1;
+      if (this.requestIds[slot] === requestId) return this.keyIds[slot] === keyId ? this.viewOf(slot) : undefined;
+    }
+    return undefined;
   }
 
   last(keyId: string): GatewayUsage | undefined {
     const hit = this.lastByKey.get(keyId);
-    return hit ? view(hit) : undefined;
+    return hit ? gatewayUsage(hit.requestId, hit.charge, hit.states) : undefined;
+  }
+
+  private viewOf(slot: number): GatewayUsage {
+    const charge: Charge = {
+      promptTokens: this.amounts[slot * 3]!,
+      completionTokens: this.amounts[slot * 3 + 1]!,
+      costMicros: this.amounts[slot * 3 + 2]!,
+      source: SOURCES[this.sources[slot]!]!,
+    };
+    let states: readonly CounterState[];
+    if (this.counts[slot] === OVERFLOW) states = this.overflow.get(slot) ?? [];
+    else {
+      const out: CounterState[] = [];
+      const base = slot * INLINE_STATES;
+      for (let i = 0; i < this.counts[slot]!; i++) {
+        const n = (base + i) * 3;
+        const resetsAt = this.stateNums[n + 2]!;
+        out.push({ counter: this.counters[base + i]!, used: this.stateNums[n]!, remaining: this.stateNums[n + 1]!, resetsAt: Number.isNaN(resetsAt) ? null : resetsAt });
+      }
+      states = out;
+    }
+    return gatewayUsage(this.requestIds[slot]!, charge, states);
   }
 }

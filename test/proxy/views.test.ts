@@ -8,6 +8,7 @@ import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
 import type { CounterRef, CounterState } from '../../src/shared/limits/types.js';
 import { BucketHistogram } from '../../src/proxy/metrics.js';
+import { spliceGatewayUsage } from '../../src/proxy/relay-json.js';
 import { GatewayResponse } from '../../src/proxy/server.js';
 import { headersFrom, rawHeader } from '../../src/proxy/upstream/whole-response.js';
 import { type Charge, gatewayUsage, gatewayUsageJson, RecentCharges } from '../../src/proxy/usage-view.js';
@@ -161,6 +162,59 @@ describe('RecentCharges', () => {
     r.add('k', 'same', charge, []);
     r.add('k', 'next', charge, []); // overwrites slot 0 (the first 'same')
     expect(r.get('k', 'same')?.prompt_tokens).toBe(1);
+  });
+
+  it('answers with exactly what was added: every source, null and set resets, more counters than kept inline', () => {
+    const refs = Array.from({ length: 11 }, (_, i) => ref({ id: `c${i}`, scopeId: `k${i}`, metric: i % 3 === 0 ? 'cost' : i === 10 ? 'credits' : 'tokens', max: 1_000_000 + i }));
+    const states = (n: number, salt: number) => refs.slice(0, n).map((c, i) => state(c, i * 7 + salt, 1_000 - i - salt, i % 2 ? null : Date.UTC(2026, 10, 26) + i));
+    const added: [string, Charge, CounterState[]][] = [
+      ['a', { promptTokens: 12, completionTokens: 10, costMicros: 32, source: 'upstream' }, states(3, 1)],
+      ['b', { promptTokens: 0, completionTokens: 0, costMicros: 0, source: 'none' }, []],
+      ['c', { promptTokens: 7, completionTokens: 5, costMicros: 1_234_567_891, source: 'estimated' }, states(8, 2)],
+      ['d', { promptTokens: 1, completionTokens: 2, costMicros: 3, source: 'upstream' }, states(11, 3)], // past the inline count
+      ['e', { promptTokens: 4, completionTokens: 5, costMicros: 6, source: 'estimated' }, states(2, 4)],
+    ];
+    const r = new RecentCharges(4);
+    for (const [id, charge, s] of added) r.add('k', id, charge, s);
+    expect(r.get('k', 'a')).toBeUndefined(); // overwritten by 'e'
+    for (const [id, charge, s] of added.slice(1)) expect(r.get('k', id)).toEqual(gatewayUsage(id, charge, s));
+    expect(r.last('k')).toEqual(gatewayUsage('e', added[4]![1], added[4]![2]));
+    // The slot that held 11 states is reused with 2: nothing of the old ones leaks into the answer.
+    r.add('k', 'f', added[1]![1], states(2, 5));
+    r.add('k', 'g', added[1]![1], states(1, 6));
+    r.add('k', 'h', added[1]![1], []);
+    r.add('k', 'i', added[1]![1], states(2, 7)); // overwrites 'd'
+    expect(r.get('k', 'd')).toBeUndefined();
+    expect(r.get('k', 'i')).toEqual(gatewayUsage('i', added[1]![1], states(2, 7)));
+    // A key's last charge is a copy: changing what was passed in later does not change it.
+    const mine = states(2, 8);
+    r.add('solo', 's1', { promptTokens: 9, completionTokens: 9, costMicros: 9, source: 'upstream' }, mine);
+    const before = r.last('solo');
+    mine[0]!.used = 999_999;
+    expect(r.last('solo')).toEqual(before);
+  });
+});
+
+describe('spliceGatewayUsage', () => {
+  it('adds gateway_usage as the last member, keeping every other byte, multi-byte text included', () => {
+    const usage = gatewayUsageJson('req_ü\u2028', { promptTokens: 1, completionTokens: 2, costMicros: 3, source: 'upstream' }, []);
+    const bodies = [
+      '{"id":"x","choices":[{"message":{"content":"héllo 🦊 {}"}}],"usage":{"prompt_tokens":1}}',
+      '{"a":1}\n',
+      '{"a":1} \r\n\t ',
+      '{ "a" : [1, 2, {"b": "}"}] \n}',
+      '{}',
+      '{ \n }',
+    ];
+    for (const text of bodies) {
+      const out = spliceGatewayUsage(Buffer.from(text), usage).toString('utf8');
+      const close = text.lastIndexOf('}');
+      const before = text.slice(0, close).trimEnd();
+      expect(out).toBe(`${text.slice(0, close)}${before.endsWith('{') ? '' : ','}"gateway_usage":${usage}${text.slice(close)}`);
+      expect(JSON.parse(out).gateway_usage).toEqual(JSON.parse(usage));
+    }
+    const noObject = Buffer.from('[1,2]');
+    expect(spliceGatewayUsage(noObject, usage)).toBe(noObject);
   });
 });
 

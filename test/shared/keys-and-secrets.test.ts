@@ -85,6 +85,46 @@ describe('money is integer micro-dollars', () => {
     expect(() => usdToMicros('abc')).toThrow(/not a decimal/);
   });
 
+  it('converts exactly as integer arithmetic does, on the fast path and past it', () => {
+    // The reference: BigInt all the way, rounding half away from zero.
+    const reference = (value: string, scale: number): number | 'throws' => {
+      const m = /^(-)?(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/.exec(value.trim());
+      if (!m || (m[2] === '' && !m[3])) return 'throws';
+      const digits = (m[2] ?? '') + (m[3] ?? '') || '0';
+      const shift = scale - (m[3] ?? '').length + Number(m[4] ?? 0);
+      let big = BigInt(digits);
+      if (shift >= 0) big *= 10n ** BigInt(shift);
+      else {
+        const div = 10n ** BigInt(-shift);
+        big = big % div >= (div + 1n) / 2n ? big / div + 1n : big / div;
+      }
+      const n = Number(big);
+      if (!Number.isSafeInteger(n)) return 'throws';
+      return m[1] === '-' ? -n : n;
+    };
+    let seed = 7;
+    const rand = (n: number) => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648;
+      return seed % n;
+    };
+    const digitRun = (n: number) => Array.from({ length: n }, () => rand(10)).join('');
+    const cases = ['0.000032', '0.0000325', '0.0000335', '-0.0000025', '-0.0', '0.5e-6', '1.5e-6', '2.5e-6', '9007199254.740991', '9007199254.740992',
+      '999999999999999', '0.999999999999999', '1e22', '1e-22', '123456789012345e-22', '5e-7', '4.9999999e-7', ' 0.25 ', '12.', '.5', '1e300', '1e-300'];
+    for (let i = 0; i < 20_000; i++) {
+      const whole = digitRun(rand(9));
+      const frac = digitRun(rand(16));
+      const exp = rand(4) === 0 ? `e${rand(2) ? '-' : ''}${rand(25)}` : '';
+      cases.push(`${rand(5) === 0 ? '-' : ''}${whole}${frac || !whole ? `.${frac || '0'}` : ''}${exp}`);
+    }
+    for (const value of cases) {
+      for (const scale of [6, 12]) {
+        const want = reference(value, scale);
+        if (want === 'throws') expect(() => decimalToScaledInt(value, scale), value).toThrow();
+        else expect(decimalToScaledInt(value, scale), `${value} at scale ${scale}`).toBe(want);
+      }
+    }
+  });
+
   it('prices tokens exactly and formats without losing digits', () => {
     expect(tokenCostMicros(1_000_000, 2_500_000)).toBe(2_500_000);
     expect(tokenCostMicros(15, 150_000)).toBe(2);

@@ -71,36 +71,65 @@ export function authenticate(snapshot: Snapshot, presentedKey: string, now: numb
   const org = snapshot.orgs.get(key.orgId);
   if (!org) return INVALID;
   const chainKeys: SnapshotKey[] = [];
-  for (const id of key.chain.slice(1)) {
-    const ancestor = snapshot.keys.get(id);
+  for (let i = 1; i < key.chain.length; i++) {
+    const ancestor = snapshot.keys.get(key.chain[i]!);
     if (!ancestor) return deny('key_revoked', `A parent of key ${key.id} no longer exists.`);
     chainKeys.push(ancestor);
   }
-  for (const k of [key, ...chainKeys]) {
-    const own = k === key;
-    const what = own ? `Key ${key.id}` : `Parent key ${k.id} of key ${key.id}`;
-    if (k.status === 'revoked') return deny('key_revoked', `${what} has been revoked.`);
-    if (k.status === 'disabled') return deny('key_disabled', `${what} is disabled.`);
-    if (k.expiresAt !== null && k.expiresAt <= now) return deny('key_expired', `${what} has expired.`);
-    const u = k.userId ? snapshot.users.get(k.userId) : undefined;
-    if (u?.status === 'disabled') return deny('key_disabled', `The user of ${own ? `key ${key.id}` : `parent key ${k.id}`} is disabled.`);
+  // The key, then each ancestor (no array or message built unless something is wrong).
+  for (let i = -1; i < chainKeys.length; i++) {
+    const k = i < 0 ? key : chainKeys[i]!;
+    const problem = keyProblem(snapshot, k, now);
+    if (problem !== null) return chainDenial(problem, key, k);
   }
   const user = key.userId ? (snapshot.users.get(key.userId) ?? null) : null;
   return { ok: true, key, org, user, chainKeys };
 }
 
+type KeyProblem = 'revoked' | 'disabled' | 'expired' | 'user_disabled';
+
+function keyProblem(snapshot: Snapshot, k: SnapshotKey, now: number): KeyProblem | null {
+  if (k.status === 'revoked') return 'revoked';
+  if (k.status === 'disabled') return 'disabled';
+  if (k.expiresAt !== null && k.expiresAt <= now) return 'expired';
+  if (k.userId && snapshot.users.get(k.userId)?.status === 'disabled') return 'user_disabled';
+  return null;
+}
+
+function chainDenial(problem: KeyProblem, key: SnapshotKey, k: SnapshotKey): AuthDenial {
+  const own = k === key;
+  const what = own ? `Key ${key.id}` : `Parent key ${k.id} of key ${key.id}`;
+  switch (problem) {
+    case 'revoked':
+      return deny('key_revoked', `${what} has been revoked.`);
+    case 'disabled':
+      return deny('key_disabled', `${what} is disabled.`);
+    case 'expired':
+      return deny('key_expired', `${what} has expired.`);
+    case 'user_disabled':
+      return deny('key_disabled', `The user of ${own ? `key ${key.id}` : `parent key ${k.id}`} is disabled.`);
+  }
+}
+
+/** Whether every key of the chain (the key, then its ancestors) passes `test`. */
+function everyInChain(auth: AuthOk, test: (k: SnapshotKey) => boolean): boolean {
+  if (!test(auth.key)) return false;
+  for (const k of auth.chainKeys) if (!test(k)) return false;
+  return true;
+}
+
 /** Org rules ∩ the key's rules ∩ every ancestor's rules; an empty org list or a null key list allows all. */
 export function modelAllowed(_snapshot: Snapshot, auth: AuthOk, model: string): boolean {
   if (auth.org.models.length > 0 && !anyMatches(auth.org.models, model)) return false;
-  return [auth.key, ...auth.chainKeys].every((k) => k.models === null || anyMatches(k.models, model));
+  return everyInChain(auth, (k) => k.models === null || anyMatches(k.models, model));
 }
 
 /** Every key in the chain that has an IP allow-list must allow `ip`. */
 export function ipAllowed(auth: AuthOk, ip: string): boolean {
-  return [auth.key, ...auth.chainKeys].every((k) => k.ipAllow === null || blockListAllows(k.ipAllow, ip));
+  return everyInChain(auth, (k) => k.ipAllow === null || blockListAllows(k.ipAllow, ip));
 }
 
 /** Every key in the chain with referrer rules must match the Referer (or Origin) header. */
 export function referrerAllowed(auth: AuthOk, headerValue: string | undefined): boolean {
-  return [auth.key, ...auth.chainKeys].every((k) => k.referrerAllow.length === 0 || referrerMatches(k.referrerAllow, headerValue));
+  return everyInChain(auth, (k) => k.referrerAllow.length === 0 || referrerMatches(k.referrerAllow, headerValue));
 }

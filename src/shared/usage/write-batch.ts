@@ -93,9 +93,16 @@ export interface RollupRow {
 /** usage_daily increments of freshly inserted records, one row per (day, org, key, user, model). */
 export function rollupGroups(records: readonly UsageRecord[]): RollupRow[] {
   const groups = new Map<string, RollupRow>();
+  let dayStart = Number.NaN;
+  let day = '';
   for (const r of records) {
-    const day = utcDay(r.ts);
-    const id = JSON.stringify([day, r.orgId, r.keyId, r.userId ?? '', r.model]);
+    // A batch is a second or so of events: the day's text is computed once per day seen.
+    if (!(r.ts >= dayStart && r.ts < dayStart + 86_400_000)) {
+      dayStart = r.ts - (((r.ts % 86_400_000) + 86_400_000) % 86_400_000);
+      day = utcDay(r.ts);
+    }
+    // NUL-separated: ids never hold NUL, and the model, which might, comes last.
+    const id = `${day}\u0000${r.orgId}\u0000${r.keyId}\u0000${r.userId ?? ''}\u0000${r.model}`;
     const g = groups.get(id) ?? { day, orgId: r.orgId, keyId: r.keyId, userId: r.userId ?? '', model: r.model, requests: 0, errors: 0, promptTokens: 0, completionTokens: 0, totalTokens: 0, costMicros: 0 };
     g.requests += 1;
     g.errors += r.status >= 400 ? 1 : 0;
