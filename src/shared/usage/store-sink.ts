@@ -30,6 +30,8 @@ export interface StoreUsageSinkOptions {
   /** Logs and metrics: every flush, failure, the buffer filling up, and recovery. */
   onEvent?: (e: SinkEvent) => void;
   now?: () => number;
+  /** SQLite files: write batches on a thread of their own (default true; see sqlite-writer.ts). */
+  writerThread?: boolean;
 }
 
 export class StoreUsageSink implements UsageSink {
@@ -41,7 +43,7 @@ export class StoreUsageSink implements UsageSink {
   private full = false;
   private waitingSince = 0;
   private closed = false;
-  private readonly o: Required<Omit<StoreUsageSinkOptions, 'onEvent' | 'now'>> & Pick<StoreUsageSinkOptions, 'onEvent'>;
+  private readonly o: Required<Omit<StoreUsageSinkOptions, 'onEvent' | 'now' | 'writerThread'>> & Pick<StoreUsageSinkOptions, 'onEvent'>;
   private readonly now: () => number;
   private readonly write: BatchWriter;
 
@@ -56,7 +58,7 @@ export class StoreUsageSink implements UsageSink {
       ...opts,
     };
     this.now = opts.now ?? Date.now;
-    this.write = batchWriter(store);
+    this.write = batchWriter(store, { thread: opts.writerThread ?? true });
     this.timer = setInterval(() => this.tick(), Math.min(this.o.flushIntervalMs, 250));
     this.timer.unref();
   }
@@ -99,19 +101,22 @@ export class StoreUsageSink implements UsageSink {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     const deadline = this.now() + this.o.closeTimeoutMs;
-    for (;;) {
-      try {
-        await this.flush();
-        break;
-      } catch (err) {
-        if (this.now() >= deadline) {
-          this.closed = true;
-          throw new GatewayError('store_unavailable', `the store is unreachable: ${this.buffer.length} usage events could not be written`, { cause: err });
+    try {
+      for (;;) {
+        try {
+          await this.flush();
+          break;
+        } catch (err) {
+          if (this.now() >= deadline) {
+            throw new GatewayError('store_unavailable', `the store is unreachable: ${this.buffer.length} usage events could not be written`, { cause: err });
+          }
+          await new Promise((r) => setTimeout(r, this.backoff()));
         }
-        await new Promise((r) => setTimeout(r, this.backoff()));
       }
+    } finally {
+      this.closed = true;
+      await this.write.close?.();
     }
-    this.closed = true;
   }
 
   private tick(): void {

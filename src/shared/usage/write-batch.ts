@@ -7,13 +7,27 @@ import { and, eq, isNull, lt, or, sql } from 'drizzle-orm';
 import type { Db, Store } from '../db/store.js';
 import { utcDay } from '../limits/windows.js';
 import { sqliteBatchWriter } from './sqlite-batch.js';
+import { sqliteWorkerWriter } from './sqlite-writer.js';
 import type { UsageRecord } from './types.js';
 
-export type BatchWriter = (records: readonly UsageRecord[], instance: string, now: Date) => Promise<BatchResult>;
+export type BatchWriter = ((records: readonly UsageRecord[], instance: string, now: Date) => Promise<BatchResult>) & {
+  /** Where SQLite batches run: 'worker' (a thread of their own) or the caller's thread. */
+  readonly thread?: 'worker';
+  /** Releases what the writer holds (its thread); called once the last batch is written. */
+  close?(): Promise<void>;
+};
 
-/** The writer for this store: prepared statements on SQLite (prepared once), Drizzle on Postgres. */
-export function batchWriter(store: Store): BatchWriter {
+/**
+ * The writer for this store: on a SQLite file, prepared statements on a thread of their own
+ * (sqlite-writer.ts); in-thread when there is no worker script (a standalone executable
+ * carries one bundle) or the database is in memory; Drizzle on Postgres.
+ */
+export function batchWriter(store: Store, opts: { thread?: boolean } = {}): BatchWriter {
   const handle = store.dialect === 'sqlite' ? store.sqlite : undefined;
+  if (handle && opts.thread !== false && !handle.memory && !store.bundled) {
+    const threaded = sqliteWorkerWriter(handle.name, () => Number(handle.pragma('busy_timeout', { simple: true })));
+    if (threaded) return threaded;
+  }
   if (handle) {
     // Prepared on the first write, inside its transaction: a failure is that write's failure.
     let write: ReturnType<typeof sqliteBatchWriter> | null = null;
