@@ -46,13 +46,13 @@ export class SseFramer {
     const s = buf.toString('latin1');
     let start = 0;
     for (let lf = s.indexOf('\n'); lf !== -1; lf = s.indexOf('\n', start)) {
-      let line = s.slice(start, lf);
+      let event: SseEvent | null;
       if (this.carry !== '') {
-        line = this.carry + line;
+        const line = this.carry + s.slice(start, lf);
         this.carry = '';
-      }
+        event = this.lineAt(line, 0, line.length);
+      } else event = this.lineAt(s, start, lf);
       start = lf + 1;
-      const event = this.line(line.charCodeAt(line.length - 1) === CR ? line.slice(0, -1) : line);
       if (event) onEvent(event, start);
     }
     if (start < s.length) this.carry += s.slice(start);
@@ -64,18 +64,23 @@ export class SseFramer {
     if (this.carry !== '') {
       const line = this.carry;
       this.carry = '';
-      ended = this.line(line.charCodeAt(line.length - 1) === CR ? line.slice(0, -1) : line);
+      ended = this.lineAt(line, 0, line.length);
     }
     return ended ?? (this.lines > 0 ? this.take() : null);
   }
 
-  private line(line: string): SseEvent | null {
-    if (line.length === 0) return this.take();
+  /**
+   * The line s[start, end) (its LF excluded; a CR before it is dropped here). Works on offsets
+   * into the chunk, so a data line costs one slice (its value), not two.
+   */
+  private lineAt(s: string, start: number, end: number): SseEvent | null {
+    const stop = end > start && s.charCodeAt(end - 1) === CR ? end - 1 : end;
+    if (stop === start) return this.take();
     this.lines++;
-    const c = line.charCodeAt(0);
+    const c = s.charCodeAt(start);
     if (c === COLON) this.comments++;
-    else if (isField(line, 'data')) this.data.push(fieldValue(line, 4));
-    else if (isField(line, 'event')) this.name = latin1ToText(fieldValue(line, 5));
+    else if (isField(s, start, stop, 'data')) this.data.push(fieldValue(s, start + 4, stop));
+    else if (isField(s, start, stop, 'event')) this.name = latin1ToText(fieldValue(s, start + 5, stop));
     return null;
   }
 
@@ -88,14 +93,17 @@ export class SseFramer {
   }
 }
 
-function isField(line: string, field: string): boolean {
-  return line.startsWith(field) && (line.length === field.length || line.charCodeAt(field.length) === COLON);
+/** Whether the line s[start, stop) is the field `field`: its name, then a colon or nothing. */
+function isField(s: string, start: number, stop: number, field: string): boolean {
+  const after = start + field.length;
+  return after <= stop && s.startsWith(field, start) && (after === stop || s.charCodeAt(after) === COLON);
 }
 
-/** The value after `field:`, minus the single optional space the SSE spec allows. */
-function fieldValue(line: string, nameLength: number): string {
-  const start = nameLength + 1;
-  return line.slice(line.charCodeAt(start) === 0x20 ? start + 1 : start);
+/** The value after `field:` (`nameEnd` is where the name ends), minus the single optional space the SSE spec allows. */
+function fieldValue(s: string, nameEnd: number, stop: number): string {
+  const from = nameEnd + 1;
+  if (from >= stop) return '';
+  return s.slice(s.charCodeAt(from) === 0x20 ? from + 1 : from, stop);
 }
 
 /** UTF-8 bytes held in a latin1 string, decoded (ASCII-only strings are already their text). */
@@ -114,23 +122,6 @@ export function dataBytes(event: SseEvent): string {
 /** An event's data as text (UTF-8 decoded). */
 export function dataText(event: SseEvent): string {
   return latin1ToText(dataBytes(event));
-}
-
-/** Parses at most once, and only when some question needs the whole chunk. */
-export function lazyParse(text: () => string): () => unknown {
-  let done = false;
-  let value: unknown;
-  return () => {
-    if (!done) {
-      done = true;
-      try {
-        value = JSON.parse(text());
-      } catch {
-        value = undefined;
-      }
-    }
-    return value;
-  };
 }
 
 export function isRecord(value: unknown): value is Record<string, unknown> {

@@ -69,9 +69,14 @@ function endsWithEvent(buf: Buffer): boolean {
   return buf[n - 2] === LF || (n >= 4 && buf[n - 2] === CR && buf[n - 3] === LF);
 }
 
+function hasUsageKey(lines: readonly string[]): boolean {
+  for (const line of lines) if (line.includes('"usage"')) return true;
+  return false;
+}
+
 /** null keeps the event's bytes as they are, '' drops it, any other string replaces it. */
 function rewriteEvent(event: SseEvent, includeUsage: boolean): string | null {
-  if (!event.data.some((b) => b.includes('"usage"'))) return null;
+  if (!hasUsageKey(event.data)) return null;
   const bytes = dataBytes(event);
   if (!NON_NULL_USAGE_RE.test(bytes)) return null;
   let parsed: unknown;

@@ -11,7 +11,7 @@
 // Chunks are kept as views until their event completes, so callers must not reuse buffers.
 
 // Framing lives in sse-framer.ts; the rewriter, the one place that changes bytes, in sse-rewriter.ts.
-import { COLON, CR, dataBytes, formatSseData, isRecord, LF, latin1ToText, lazyParse, NON_NULL_USAGE_RE, type SseEvent, SseFramer, toBuffer } from './sse-framer.js';
+import { COLON, CR, dataBytes, formatSseData, isRecord, LF, latin1ToText, NON_NULL_USAGE_RE, type SseEvent, SseFramer, toBuffer } from './sse-framer.js';
 
 export { formatSseData } from './sse-framer.js';
 import { createSseRewriter } from './sse-rewriter.js';
@@ -24,7 +24,6 @@ const QUOTE = 0x22;
 // One compiled regex finds them all: String#indexOf with these patterns built its search
 // tables on every call and was most of the observer's time (measured).
 const TEXT_VALUE_RE = /"(?:content|reasoning|refusal|arguments)"[ \t\r\n]*:[ \t\r\n]*"/g;
-const ERROR_KEY_RE = /"error"/;
 const JSON_NUMBER = /-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
 
 export const SSE_DONE = 'data: [DONE]\n\n';
@@ -148,12 +147,37 @@ function observeEvent(state: SseObservation, event: SseEvent): void {
     return;
   }
   state.events++;
-  const parsed = lazyParse(() => latin1ToText(bytes));
-  if (event.name === 'error') state.error = extractError(wrapError(parsed(), latin1ToText(bytes)));
-  if (state.events === 1) readIdentity(state, parsed());
+  // Parsed at most once, and only for the few events that need it (the first, a usage, an
+  // error); no closure per event. includes() screens before the regexes run.
+  let parsed: unknown = UNPARSED;
+  if (event.name === 'error') {
+    parsed = parseBytes(bytes);
+    state.error = extractError(wrapError(parsed, latin1ToText(bytes)));
+  }
+  if (state.events === 1) {
+    if (parsed === UNPARSED) parsed = parseBytes(bytes);
+    readIdentity(state, parsed);
+  }
   measureDelivered(state, bytes);
-  if (NON_NULL_USAGE_RE.test(bytes)) state.usage = extractUsage(parsed(), bytes) ?? state.usage;
-  if (ERROR_KEY_RE.test(bytes)) state.error = extractError(parsed()) ?? state.error;
+  if (bytes.includes('"usage"') && NON_NULL_USAGE_RE.test(bytes)) {
+    if (parsed === UNPARSED) parsed = parseBytes(bytes);
+    state.usage = extractUsage(parsed, bytes) ?? state.usage;
+  }
+  if (bytes.includes('"error"')) {
+    if (parsed === UNPARSED) parsed = parseBytes(bytes);
+    state.error = extractError(parsed) ?? state.error;
+  }
+}
+
+const UNPARSED = Symbol('unparsed');
+
+/** An event's data (bytes) as JSON, or undefined when it is not JSON. */
+function parseBytes(bytes: string): unknown {
+  try {
+    return JSON.parse(latin1ToText(bytes));
+  } catch {
+    return undefined;
+  }
 }
 
 /** An `event: error` payload may be the error itself, an `{error}` envelope, or plain text. */
