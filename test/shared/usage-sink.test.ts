@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type SinkEvent, StoreUsageSink, usedInWindow } from '../../src/shared/usage/index.js';
 import { decodeRecords, encodeRecords, RECORD_WIDTH } from '../../src/shared/usage/record-codec.js';
+import { sqliteWorkerWriter } from '../../src/shared/usage/sqlite-writer.js';
 import { batchWriter } from '../../src/shared/usage/write-batch.js';
 import type { UsageRecord } from '../../src/shared/usage/types.js';
 import { DIALECTS, type DialectName, PG_ADMIN_URL } from '../helpers/stores.js';
@@ -242,6 +243,25 @@ describe('the SQLite writer thread', () => {
     expect((await counts(w.store)).events).toBe(0); // the whole batch rolled back
     expect(await write([record(w)], 'test-1', new Date())).toEqual({ inserted: 1, duplicates: 0 });
     await write.close!();
+    expect(await write([record(w)], 'test-1', new Date())).toEqual({ inserted: 1, duplicates: 0 });
+    expect((await counts(w.store)).events).toBe(2);
+  });
+
+  it('rejects a batch it cannot even send, and answers the next one', async () => {
+    const w = await world('sqlite');
+    cleanups.push(() => w.store.close());
+    let failRead = false;
+    const write = sqliteWorkerWriter(w.store.display, () => {
+      if (failRead) throw new Error('the store handle is closed');
+      return 5000;
+    }, async () => {
+      throw new Error('not used');
+    })!;
+    cleanups.push(() => write.close());
+    expect(await write([record(w)], 'test-1', new Date())).toEqual({ inserted: 1, duplicates: 0 });
+    failRead = true;
+    await expect(write([record(w)], 'test-1', new Date())).rejects.toThrow(/handle is closed/);
+    failRead = false;
     expect(await write([record(w)], 'test-1', new Date())).toEqual({ inserted: 1, duplicates: 0 });
     expect((await counts(w.store)).events).toBe(2);
   });

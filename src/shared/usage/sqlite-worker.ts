@@ -47,8 +47,9 @@ port.on('message', (m: WriteRequest) => {
   } catch (err) {
     const e = err as { message?: unknown; code?: unknown };
     reply = { id: m.id, ok: false, message: String(e?.message ?? err), code: typeof e?.code === 'string' ? e.code : null };
-    // A connection that failed outside SQLite's own errors (the file gone, I/O) is reopened next time.
-    if (db && !(err instanceof Database.SqliteError)) {
+    // A busy or locked store, or a constraint, leaves the connection sound; anything else (I/O,
+    // the file gone or replaced, a bad batch) is answered with a fresh connection next time.
+    if (db && !(typeof e?.code === 'string' && /^SQLITE_(BUSY|LOCKED|CONSTRAINT)/.test(e.code))) {
       db.close();
       db = null;
       batch = null;

@@ -47,56 +47,76 @@ export function workerScript(): URL | null {
 
 export type WorkerBatchWriter = BatchWriter & { readonly thread: 'worker'; close(): Promise<void> };
 
-/** A BatchWriter for the SQLite file `file` on its own thread, or null when no worker script is at hand. */
-export function sqliteWorkerWriter(file: string, busyTimeoutMs: () => number): WorkerBatchWriter | null {
+type Pending = Map<number, { resolve: (r: BatchResult) => void; reject: (e: Error) => void }>;
+
+/**
+ * A BatchWriter for the SQLite file `file` on its own thread, or null when no worker script is
+ * at hand. If a thread dies before it ever answered (it cannot start here: no threads, the addon
+ * will not load in one), batches go to `inThread` from then on rather than fail forever.
+ */
+export function sqliteWorkerWriter(file: string, busyTimeoutMs: () => number, inThread: BatchWriter): WorkerBatchWriter | null {
   const script = workerScript();
   if (!script) return null;
-  let worker: Worker | null = null;
+  let current: { worker: Worker; pending: Pending } | null = null;
+  let answered = false;
+  let unusable = false;
   let seq = 0;
-  const pending = new Map<number, { resolve: (r: BatchResult) => void; reject: (e: Error) => void }>();
 
-  const failAll = (err: Error) => {
-    for (const p of pending.values()) p.reject(err);
-    pending.clear();
-  };
-  const start = (): Worker => {
-    const w = new Worker(script, { workerData: { file } });
-    w.on('message', (m: WriteReply) => {
+  const start = () => {
+    const worker = new Worker(script, { workerData: { file } });
+    // Each thread answers only its own batches: a dead one's late 'exit' must not fail a new one's.
+    const pending: Pending = new Map();
+    const self = { worker, pending };
+    worker.on('message', (m: WriteReply) => {
+      answered = true;
       const p = pending.get(m.id);
-      if (!p) return;
       pending.delete(m.id);
-      if (pending.size === 0) w.unref(); // idle: it must not keep the process alive
+      if (pending.size === 0) worker.unref(); // idle: it must not keep the process alive
+      if (!p) return;
       if (m.ok) p.resolve(m.result);
       else p.reject(new SqliteWriterError(m.message, m.code));
     });
     const gone = (err: Error) => {
-      if (worker === w) worker = null;
-      failAll(err);
+      if (current === self) current = null;
+      if (!answered) unusable = true;
+      for (const p of pending.values()) p.reject(err);
+      pending.clear();
     };
-    w.on('error', (err) => gone(err instanceof Error ? err : new Error(String(err))));
-    w.on('exit', (code) => gone(new Error(`the SQLite writer thread exited (code ${code})`)));
-    return w;
+    worker.on('error', (err) => gone(err instanceof Error ? err : new Error(String(err))));
+    worker.on('exit', (code) => gone(new Error(`the SQLite writer thread exited (code ${code})`)));
+    return self;
   };
 
   const write = (records: readonly UsageRecord[], instance: string, now: Date): Promise<BatchResult> => {
     if (!records.length) return Promise.resolve({ inserted: 0, duplicates: 0 });
-    worker ??= start();
-    const w = worker;
-    w.ref(); // a batch in flight keeps the process alive until it is answered
-    const id = ++seq;
+    if (unusable) return inThread(records, instance, now);
+    let request: WriteRequest;
+    try {
+      // Everything that can throw comes before the thread is held for an answer.
+      request = { id: ++seq, rows: encodeRecords(records), instance, now: now.getTime(), busyTimeoutMs: busyTimeoutMs() };
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    current ??= start();
+    const { worker, pending } = current;
     return new Promise<BatchResult>((resolve, reject) => {
-      pending.set(id, { resolve, reject });
-      const request: WriteRequest = { id, rows: encodeRecords(records), instance, now: now.getTime(), busyTimeoutMs: busyTimeoutMs() };
-      w.postMessage(request);
+      pending.set(request.id, { resolve, reject });
+      worker.ref(); // a batch in flight keeps the process alive until it is answered
+      try {
+        worker.postMessage(request);
+      } catch (err) {
+        pending.delete(request.id);
+        if (pending.size === 0) worker.unref();
+        reject(err);
+      }
     });
   };
   return Object.assign(write, {
     thread: 'worker' as const,
     async close() {
-      const w = worker;
-      worker = null;
-      if (w) await w.terminate();
-      failAll(new Error('the SQLite writer thread was closed'));
+      const c = current;
+      current = null;
+      if (c) await c.worker.terminate(); // its 'exit' fails whatever it still had
     },
   });
 }

@@ -24,22 +24,18 @@ export type BatchWriter = ((records: readonly UsageRecord[], instance: string, n
  */
 export function batchWriter(store: Store, opts: { thread?: boolean } = {}): BatchWriter {
   const handle = store.dialect === 'sqlite' ? store.sqlite : undefined;
-  if (handle && opts.thread !== false && !handle.memory && !store.bundled) {
-    const threaded = sqliteWorkerWriter(handle.name, () => Number(handle.pragma('busy_timeout', { simple: true })));
-    if (threaded) return threaded;
-  }
-  if (handle) {
-    // Prepared on the first write, inside its transaction: a failure is that write's failure.
-    let write: ReturnType<typeof sqliteBatchWriter> | null = null;
-    return async (records, instance, now) => {
-      if (!records.length) return { inserted: 0, duplicates: 0 };
-      return store.transaction(async () => {
-        write ??= sqliteBatchWriter(handle);
-        return write(records, instance, now);
-      });
-    };
-  }
-  return (records, instance, now) => writeBatch(store, records, instance, now);
+  if (!handle) return (records, instance, now) => writeBatch(store, records, instance, now);
+  // Prepared on the first write, inside its transaction: a failure is that write's failure.
+  let write: ReturnType<typeof sqliteBatchWriter> | null = null;
+  const inThread: BatchWriter = async (records, instance, now) => {
+    if (!records.length) return { inserted: 0, duplicates: 0 };
+    return store.transaction(async () => {
+      write ??= sqliteBatchWriter(handle);
+      return write(records, instance, now);
+    });
+  };
+  if (opts.thread === false || handle.memory || store.bundled) return inThread;
+  return sqliteWorkerWriter(handle.name, () => Number(handle.pragma('busy_timeout', { simple: true })), inThread) ?? inThread;
 }
 
 export interface BatchResult {
