@@ -18,6 +18,7 @@ export function createUsageSink(config: ProxyConfig, store: Store, log: Logger):
     flushIntervalMs: config.flushIntervalMs,
     maxBuffer: config.usageBufferMax,
     closeTimeoutMs: config.shutdownTimeoutMs,
+    writerThread: config.usageWriter === 'thread',
     onEvent(e) {
       switch (e.type) {
         case 'flushed':

@@ -61,11 +61,11 @@ async function listening(p: Spawned): Promise<string> {
 
 describe('configuration', () => {
   it('exits 2 before the port opens, listing every problem', async () => {
-    const p = run(['--port', 'abc', '--log-level', 'loud', '--trusted-proxies', '10.0.0.0/8,300.1.1.1'], { GATEWAY_FLUSH_INTERVAL_MS: 'soon' });
+    const p = run(['--port', 'abc', '--log-level', 'loud', '--trusted-proxies', '10.0.0.0/8,300.1.1.1'], { GATEWAY_FLUSH_INTERVAL_MS: 'soon', GATEWAY_USAGE_WRITER: 'sometimes' });
     expect(await p.exit).toBe(2);
     expect(p.stdout()).toBe('');
     const err = p.stderr();
-    for (const problem of ['--port', '--log-level', "'300.1.1.1'", 'GATEWAY_FLUSH_INTERVAL_MS', 'master key']) expect(err).toContain(problem);
+    for (const problem of ['--port', '--log-level', "'300.1.1.1'", 'GATEWAY_FLUSH_INTERVAL_MS', 'GATEWAY_USAGE_WRITER', 'master key']) expect(err).toContain(problem);
   });
 
   it('rejects an unknown flag with exit 2 and prints help with --help', async () => {
@@ -86,11 +86,12 @@ describe('SIGTERM', () => {
   });
   afterAll(() => fake?.close());
 
-  it('under load drains in-flight requests and loses no usage event', async () => {
+  // Both ways of writing SQLite usage batches: the writer thread (default) and the event loop.
+  it.each(['thread', 'inline'])('under load drains in-flight requests and loses no usage event (usage writer: %s)', async (writer) => {
     const { db, gw } = await freshStore('sqlite');
     await createOrg(gw, 'load', ['--provider', 'openai-compatible', '--base-url', fake.url, '--unknown-models', 'free']);
     const k = await createKey(gw, 'load', ['--daily-tokens', '100000000']);
-    const p = run(['--port', '0', '--db', db, '--log-level', 'warn'], { GATEWAY_MASTER_KEY: MASTER_KEY_HEX, GATEWAY_FLUSH_INTERVAL_MS: '200' });
+    const p = run(['--port', '0', '--db', db, '--log-level', 'warn', '--usage-writer', writer], { GATEWAY_MASTER_KEY: MASTER_KEY_HEX, GATEWAY_FLUSH_INTERVAL_MS: '200' });
     const url = await listening(p);
     let served = 0;
     let stop = false;
