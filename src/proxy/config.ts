@@ -71,7 +71,7 @@ export function defaultConfig(env: GatewayEnv, cwd = process.cwd()): ProxyConfig
     flushIntervalMs: 1_000,
     pollIntervalMs: 500,
     usageBufferMax: 100_000,
-    usageWriter: 'thread',
+    usageWriter: 'inline',
     shutdownTimeoutMs: 30_000,
   };
 }
@@ -106,7 +106,7 @@ const OPTIONS: Array<[flag: string, envName: string, set: Setter, help: string]>
   ['flush-interval-ms', 'flush_interval_ms', int((c, n) => { c.flushIntervalMs = n; }, 10), 'usage batch interval (1000)'],
   ['poll-interval-ms', 'poll_interval_ms', int((c, n) => { c.pollIntervalMs = n; }, 10, 1000), 'config_version poll, ≤1000 (500)'],
   ['usage-buffer-max', 'usage_buffer_max', int((c, n) => { c.usageBufferMax = n; }, 1), 'usage events held while the store is down (100000)'],
-  ['usage-writer', 'usage_writer', oneOf(['thread', 'inline'] as const, (c, v) => { c.usageWriter = v; }), "SQLite usage writes: 'thread' or 'inline' (thread)"],
+  ['usage-writer', 'usage_writer', oneOf(['thread', 'inline'] as const, (c, v) => { c.usageWriter = v; }), "SQLite usage writes: 'inline' or 'thread' (inline)"],
   ['shutdown-timeout-ms', 'shutdown_timeout_ms', int((c, n) => { c.shutdownTimeoutMs = n; }, 0), 'drain time on SIGTERM (30000)'],
 ];
 

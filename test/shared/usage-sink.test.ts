@@ -92,11 +92,11 @@ async function outage(dialect: DialectName, store: Store): Promise<{ end(): Prom
   };
 }
 
-// SQLite runs both ways: batches on the writer thread (the default) and in-thread (what a
-// standalone executable does).
+// SQLite runs both ways: batches in-thread (the default) and on the writer thread
+// (gateway-proxy --usage-writer thread).
 const VARIANTS: Record<string, { dialect: DialectName; thread: boolean }> = {
-  sqlite: { dialect: 'sqlite', thread: true },
-  'sqlite, writing in-thread': { dialect: 'sqlite', thread: false },
+  sqlite: { dialect: 'sqlite', thread: false },
+  'sqlite, writer thread': { dialect: 'sqlite', thread: true },
   ...Object.fromEntries(DIALECTS.filter((d) => d !== 'sqlite').map((d) => [d, { dialect: d, thread: true }])),
 };
 
@@ -211,7 +211,8 @@ describe('the SQLite writer thread', () => {
   it('is used for a SQLite file, and the event loop keeps turning while a big batch is written', async () => {
     const w = await world('sqlite');
     cleanups.push(() => w.store.close());
-    const write = batchWriter(w.store);
+    expect(batchWriter(w.store).thread).toBeUndefined(); // in-thread unless asked for
+    const write = batchWriter(w.store, { thread: true });
     cleanups.push(async () => write.close?.());
     expect(write.thread).toBe('worker');
     const records = Array.from({ length: 20_000 }, () => record(w));
@@ -236,7 +237,7 @@ describe('the SQLite writer thread', () => {
   it('reports a failed batch as an error, keeps working after it, and starts afresh after close', async () => {
     const w = await world('sqlite');
     cleanups.push(() => w.store.close());
-    const write = batchWriter(w.store);
+    const write = batchWriter(w.store, { thread: true });
     cleanups.push(async () => write.close?.());
     w.store.sqlite!.exec('create trigger no_more before insert on usage_events when new.model = \'refuse\' begin select raise(abort, \'refused by test\'); end');
     await expect(write([record(w), record(w, { model: 'refuse' })], 'test-1', new Date())).rejects.toMatchObject({ name: 'SqliteWriterError', message: expect.stringContaining('refused by test') });
@@ -270,7 +271,7 @@ describe('the SQLite writer thread', () => {
     const w = await world('sqlite');
     cleanups.push(() => w.store.close());
     const events: SinkEvent[] = [];
-    const sink = new StoreUsageSink(w.store, { instance: 'test-1', flushIntervalMs: 60_000, minBackoffMs: 10, maxBackoffMs: 20, closeTimeoutMs: 100, onEvent: (e) => events.push(e) });
+    const sink = new StoreUsageSink(w.store, { instance: 'test-1', flushIntervalMs: 60_000, minBackoffMs: 10, maxBackoffMs: 20, closeTimeoutMs: 100, onEvent: (e) => events.push(e), writerThread: true });
     const dir = mkdtempSync(join(tmpdir(), 'gw-gone-'));
     // The writer opens its connection at the first write: point the store's path somewhere empty.
     const moved = join(dir, 'moved.db');

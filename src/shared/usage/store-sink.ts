@@ -30,7 +30,7 @@ export interface StoreUsageSinkOptions {
   /** Logs and metrics: every flush, failure, the buffer filling up, and recovery. */
   onEvent?: (e: SinkEvent) => void;
   now?: () => number;
-  /** SQLite files: write batches on a thread of their own (default true; see sqlite-writer.ts). */
+  /** SQLite files: write batches on a thread of their own (default false: on the caller's thread; see sqlite-writer.ts). */
   writerThread?: boolean;
 }
 
@@ -58,7 +58,7 @@ export class StoreUsageSink implements UsageSink {
       ...opts,
     };
     this.now = opts.now ?? Date.now;
-    this.write = batchWriter(store, { thread: opts.writerThread ?? true });
+    this.write = batchWriter(store, { thread: opts.writerThread ?? false });
     this.timer = setInterval(() => this.tick(), Math.min(this.o.flushIntervalMs, 250));
     this.timer.unref();
   }

@@ -34,7 +34,7 @@ export function batchWriter(store: Store, opts: { thread?: boolean } = {}): Batc
       return write(records, instance, now);
     });
   };
-  if (opts.thread === false || handle.memory || store.bundled) return inThread;
+  if (opts.thread !== true || handle.memory || store.bundled) return inThread;
   return sqliteWorkerWriter(handle.name, () => Number(handle.pragma('busy_timeout', { simple: true })), inThread) ?? inThread;
 }
 
