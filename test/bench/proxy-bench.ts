@@ -171,8 +171,8 @@ const f = (n: number, d = 1) => n.toFixed(d);
 
 /**
  * The targets in the order of this round: each round starts one further along. Position in a
- * round matters on a shared machine (in A/A runs of two identical gateways, whichever ran second
- * in every round measured up to 10% faster), so no target keeps one place.
+ * round matters on a shared machine (A/A and swapped A/B runs of two gateways moved by up to 10%
+ * with the slot), so no target keeps one place.
  */
 const rotated = <T>(xs: readonly T[], round: number): T[] => xs.map((_, i) => xs[(i + round) % xs.length]!);
 
