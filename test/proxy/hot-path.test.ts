@@ -75,3 +75,30 @@ describe('createSseRewriter fast path', () => {
     expect(Buffer.concat(out).toString()).toBe(`${event('a')}data: [DONE]\n\n`);
   });
 });
+
+describe('readBody', () => {
+  it('takes its listeners off the request once the body is read, so nothing of it outlives the read', async () => {
+    const { createServer } = await import('node:http');
+    const { readBody } = await import('../../src/proxy/http-io.js');
+    const counts: number[][] = [];
+    const server = createServer((req, res) => {
+      const before = ['data', 'end', 'error', 'aborted'].map((e) => req.listenerCount(e));
+      readBody(req, 1024, 5_000).then(
+        (body) => {
+          counts.push(before, ['data', 'end', 'error', 'aborted'].map((e) => req.listenerCount(e)));
+          res.end(body);
+        },
+        (err: Error) => res.end(String(err)),
+      );
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const { port } = server.address() as import('node:net').AddressInfo;
+    try {
+      const r = await fetch(`http://127.0.0.1:${port}/`, { method: 'POST', body: 'héllo' });
+      expect(await r.text()).toBe('héllo');
+      expect(counts[1]).toEqual(counts[0]);
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+  });
+});
