@@ -26,6 +26,25 @@ export interface SseEvent {
   name: string;
   /** The data lines, as bytes (latin1 strings: one character per byte). */
   data: string[];
+  /** The data parsed as JSON (undefined when it is not JSON), or UNPARSED: see eventJson. */
+  json: unknown;
+  /** Whether the data holds a `"usage"` key, once someone has looked (null until then). */
+  usageKey: boolean | null;
+}
+
+/** Marks an event whose data has not been parsed yet. */
+export const UNPARSED: unique symbol = Symbol('unparsed');
+
+/** An event's data as JSON (undefined when it is not JSON), parsed at most once per event. */
+export function eventJson(event: SseEvent): unknown {
+  if (event.json === UNPARSED) {
+    try {
+      event.json = JSON.parse(dataText(event));
+    } catch {
+      event.json = undefined;
+    }
+  }
+  return event.json;
 }
 
 /** Splits bytes into events. */
@@ -85,7 +104,7 @@ export class SseFramer {
   }
 
   private take(): SseEvent {
-    const event = { name: this.name, data: this.data };
+    const event: SseEvent = { name: this.name, data: this.data, json: UNPARSED, usageKey: null };
     this.name = '';
     this.data = [];
     this.lines = 0;

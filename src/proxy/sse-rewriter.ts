@@ -1,5 +1,5 @@
 // The one place that changes streamed bytes: usage chunks reshaped to what the client asked for.
-import { CR, dataBytes, formatSseData, isRecord, LF, latin1ToText, NON_NULL_USAGE_RE, type SseEvent, SseFramer, toBuffer, USAGE_KEY_BYTES } from './sse-framer.js';
+import { CR, dataBytes, eventJson, formatSseData, isRecord, LF, NON_NULL_USAGE_RE, type SseEvent, SseFramer, toBuffer, USAGE_KEY_BYTES } from './sse-framer.js';
 
 export interface SseRewriter {
   /** Bytes to send now: views of the input for untouched events. */
@@ -76,15 +76,10 @@ function hasUsageKey(lines: readonly string[]): boolean {
 
 /** null keeps the event's bytes as they are, '' drops it, any other string replaces it. */
 function rewriteEvent(event: SseEvent, includeUsage: boolean): string | null {
-  if (!hasUsageKey(event.data)) return null;
-  const bytes = dataBytes(event);
-  if (!NON_NULL_USAGE_RE.test(bytes)) return null;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(latin1ToText(bytes));
-  } catch {
-    return null;
-  }
+  // The observer, when there is one, has already looked for the key (and parsed a usage event).
+  if (!(event.usageKey ?? hasUsageKey(event.data))) return null;
+  if (!NON_NULL_USAGE_RE.test(dataBytes(event))) return null;
+  const parsed = eventJson(event);
   if (!isRecord(parsed) || !isRecord(parsed.usage)) return null;
   const { usage, ...rest } = parsed;
   const { error, ...meta } = rest; // an error must reach the client once, never on the usage chunk

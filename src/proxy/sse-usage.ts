@@ -11,7 +11,7 @@
 // Chunks are kept as views until their event completes, so callers must not reuse buffers.
 
 // Framing lives in sse-framer.ts; the rewriter, the one place that changes bytes, in sse-rewriter.ts.
-import { COLON, CR, dataBytes, formatSseData, isRecord, LF, latin1ToText, NON_NULL_USAGE_RE, type SseEvent, SseFramer, toBuffer } from './sse-framer.js';
+import { COLON, CR, dataBytes, eventJson, formatSseData, isRecord, LF, latin1ToText, NON_NULL_USAGE_RE, type SseEvent, SseFramer, toBuffer } from './sse-framer.js';
 
 export { formatSseData } from './sse-framer.js';
 import { createSseRewriter } from './sse-rewriter.js';
@@ -19,11 +19,16 @@ import { createSseRewriter } from './sse-rewriter.js';
 export { createSseRewriter, type SseRewriter } from './sse-rewriter.js';
 
 const QUOTE = 0x22;
-// Fields whose string values are completion text the client has received (OpenRouter streams
-// reasoning as delta.reasoning; tool calls as function.arguments).
-// One compiled regex finds them all: String#indexOf with these patterns built its search
-// tables on every call and was most of the observer's time (measured).
-const TEXT_VALUE_RE = /"(?:content|reasoning|refusal|arguments)"[ \t\r\n]*:[ \t\r\n]*"/g;
+// One pass of one compiled regex over each event finds the keys the observer cares about:
+// - fields whose string values are completion text the client has received (OpenRouter streams
+//   reasoning as delta.reasoning; tool calls as function.arguments), each string then skipped;
+// - "usage" and "error" keys, which decide whether the event is parsed.
+// String#includes and String#indexOf with these patterns build their search tables on every
+// call: three of them per event were a third of the observer's time (measured). A quote inside
+// a JSON string is escaped, so none of these can match inside a string value of valid JSON.
+const KEY_RE = /"(?:(?:content|reasoning|refusal|arguments)"[ \t\r\n]*:[ \t\r\n]*"|usage"|error")/g;
+const KEY_USAGE = 1;
+const KEY_ERROR = 2;
 const JSON_NUMBER = /-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
 
 export const SSE_DONE = 'data: [DONE]\n\n';
@@ -147,37 +152,16 @@ function observeEvent(state: SseObservation, event: SseEvent): void {
     return;
   }
   state.events++;
-  // Parsed at most once, and only for the few events that need it (the first, a usage, an
-  // error); no closure per event. includes() screens before the regexes run.
-  let parsed: unknown = UNPARSED;
-  if (event.name === 'error') {
-    parsed = parseBytes(bytes);
-    state.error = extractError(wrapError(parsed, latin1ToText(bytes)));
+  // Parsed at most once (the parse is kept on the event, for the rewriter too), and only for the
+  // events that need it: a usage, an error. The first event's identity is read by a scan.
+  if (event.name === 'error') state.error = extractError(wrapError(eventJson(event), latin1ToText(bytes)));
+  if (state.events === 1) readIdentity(state, bytes);
+  const keys = scanEvent(state, bytes);
+  event.usageKey = (keys & KEY_USAGE) !== 0;
+  if (event.usageKey && NON_NULL_USAGE_RE.test(bytes)) {
+    state.usage = extractUsage(eventJson(event), bytes) ?? state.usage;
   }
-  if (state.events === 1) {
-    if (parsed === UNPARSED) parsed = parseBytes(bytes);
-    readIdentity(state, parsed);
-  }
-  measureDelivered(state, bytes);
-  if (bytes.includes('"usage"') && NON_NULL_USAGE_RE.test(bytes)) {
-    if (parsed === UNPARSED) parsed = parseBytes(bytes);
-    state.usage = extractUsage(parsed, bytes) ?? state.usage;
-  }
-  if (bytes.includes('"error"')) {
-    if (parsed === UNPARSED) parsed = parseBytes(bytes);
-    state.error = extractError(parsed) ?? state.error;
-  }
-}
-
-const UNPARSED = Symbol('unparsed');
-
-/** An event's data (bytes) as JSON, or undefined when it is not JSON. */
-function parseBytes(bytes: string): unknown {
-  try {
-    return JSON.parse(latin1ToText(bytes));
-  } catch {
-    return undefined;
-  }
+  if ((keys & KEY_ERROR) !== 0) state.error = extractError(eventJson(event)) ?? state.error;
 }
 
 /** An `event: error` payload may be the error itself, an `{error}` envelope, or plain text. */
@@ -185,26 +169,55 @@ function wrapError(parsed: unknown, text: string): unknown {
   return isRecord(parsed) && 'error' in parsed ? parsed : { error: parsed ?? text };
 }
 
-function readIdentity(state: SseObservation, chunk: unknown): void {
-  if (!isRecord(chunk)) return;
-  if (typeof chunk.id === 'string') state.id = chunk.id;
-  if (typeof chunk.model === 'string') state.model = chunk.model;
+/**
+ * The first chunk's top-level `id` and `model` strings, found by walking the JSON without
+ * building it (for valid JSON the same strings JSON.parse gives; the first of duplicate keys).
+ */
+function readIdentity(state: SseObservation, bytes: string): void {
+  const body = bytes.indexOf('{') + 1;
+  if (body === 0) return;
+  const id = topLevelString(bytes, body, 'id');
+  if (id !== null) state.id = id;
+  const model = topLevelString(bytes, body, 'model');
+  if (model !== null) state.model = model;
+}
+
+function topLevelString(bytes: string, body: number, key: string): string | null {
+  const at = findKeyValue(bytes, body, key);
+  if (at === -1 || bytes.charCodeAt(at) !== QUOTE) return null;
+  const close = stringEnd(bytes, at);
+  return close === -1 ? null : decodeString(latin1ToText(bytes.slice(at + 1, close)));
 }
 
 /**
- * A scan instead of JSON.parse: this runs on every chunk of every stream. `bytes` is the event's
- * data as a latin1 string, so a string value's raw length is its UTF-8 size; values with
- * escapes are decoded properly.
+ * Measures the completion text the event delivers and says which of the "usage" and "error"
+ * keys it holds (KEY_* bits). A scan instead of JSON.parse: this runs on every chunk of every
+ * stream. `bytes` is the event's data as a latin1 string, so a string value's raw length is its
+ * UTF-8 size; values with escapes are decoded properly.
  */
-function measureDelivered(state: SseObservation, bytes: string): void {
+function scanEvent(state: SseObservation, bytes: string): number {
+  let keys = 0;
   let chars = 0;
   let size = 0;
-  TEXT_VALUE_RE.lastIndex = 0;
-  for (let m = TEXT_VALUE_RE.exec(bytes); m !== null; m = TEXT_VALUE_RE.exec(bytes)) {
-    const open = TEXT_VALUE_RE.lastIndex - 1;
+  KEY_RE.lastIndex = 0;
+  for (let m = KEY_RE.exec(bytes); m !== null; m = KEY_RE.exec(bytes)) {
+    const first = bytes.charCodeAt(m.index + 1);
+    if (first === 0x75 /* u */) {
+      keys |= KEY_USAGE;
+      continue;
+    }
+    if (first === 0x65 /* e */) {
+      keys |= KEY_ERROR;
+      continue;
+    }
+    const open = KEY_RE.lastIndex - 1;
     const close = stringEnd(bytes, open);
-    if (close === -1) break;
-    TEXT_VALUE_RE.lastIndex = close + 1;
+    if (close === -1) {
+      // An unterminated string: the event is not valid JSON, so it is never parsed; only the
+      // keys before it count, as text after it is all inside the string.
+      break;
+    }
+    KEY_RE.lastIndex = close + 1;
     const raw = bytes.slice(open + 1, close);
     if (raw.length === 0) continue;
     if (!raw.includes('\\')) {
@@ -218,10 +231,12 @@ function measureDelivered(state: SseObservation, bytes: string): void {
       size += utf8Length(value);
     }
   }
-  if (chars === 0) return;
-  state.deltas++;
-  state.deliveredChars += chars;
-  state.deliveredBytes += size;
+  if (chars !== 0) {
+    state.deltas++;
+    state.deliveredChars += chars;
+    state.deliveredBytes += size;
+  }
+  return keys;
 }
 
 /** UTF-16 length of the text that UTF-8 bytes (held one per character) encode: lead bytes count, 4-byte sequences twice. */

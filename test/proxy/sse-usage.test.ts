@@ -290,3 +290,120 @@ describe('formatSseError', () => {
     expect(SSE_DONE).toBe('data: [DONE]\n\n');
   });
 });
+
+// A reference observer that parses every event with JSON.parse and walks it: what the scanning
+// observer must agree with on valid JSON (it reads usage, errors, identity and delivered text
+// without building most events).
+interface Reference {
+  events: number;
+  deltas: number;
+  deliveredChars: number;
+  deliveredBytes: number;
+  id: string | null;
+  model: string | null;
+  done: boolean;
+  usage: unknown;
+  error: unknown;
+}
+
+function referenceObservation(events: Array<{ name?: string; data: string }>): Reference {
+  const state: Reference = { events: 0, deltas: 0, deliveredChars: 0, deliveredBytes: 0, id: null, model: null, done: false, usage: null, error: null };
+  const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  const text = (v: unknown, acc: { chars: number; bytes: number }) => {
+    if (Array.isArray(v)) for (const x of v) text(x, acc);
+    else if (isObj(v)) {
+      for (const [k, x] of Object.entries(v)) {
+        if (['content', 'reasoning', 'refusal', 'arguments'].includes(k) && typeof x === 'string') {
+          acc.chars += x.length;
+          acc.bytes += Buffer.byteLength(x);
+        } else text(x, acc);
+      }
+    }
+  };
+  for (const e of events) {
+    if (e.data === '[DONE]') {
+      state.done = true;
+      continue;
+    }
+    state.events++;
+    const parsed: unknown = JSON.parse(e.data);
+    if (state.events === 1 && isObj(parsed)) {
+      if (typeof parsed.id === 'string') state.id = parsed.id;
+      if (typeof parsed.model === 'string') state.model = parsed.model;
+    }
+    const acc = { chars: 0, bytes: 0 };
+    text(parsed, acc);
+    if (acc.chars > 0) {
+      state.deltas++;
+      state.deliveredChars += acc.chars;
+      state.deliveredBytes += acc.bytes;
+    }
+    if (isObj(parsed) && isObj(parsed.usage)) {
+      const u = parsed.usage;
+      state.usage = { promptTokens: u.prompt_tokens, completionTokens: u.completion_tokens, totalTokens: u.total_tokens, cost: u.cost };
+    }
+    if (isObj(parsed) && isObj(parsed.error)) state.error = { message: parsed.error.message, code: parsed.error.code };
+  }
+  return state;
+}
+
+describe('the scanning observer against a reference that parses every event', () => {
+  // A small deterministic PRNG, so a failure names a reproducible seed.
+  const prng = (seed: number) => () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const ALPHABET = ['a', 'b', ' ', '"', '\\', '\n', '\t', 'é', '世', '🎉', '"usage":1', '"error"', '"content":"x"', 'data: ', '\u2028', '\u0001', '}', '{', ':', ','];
+
+  it.each([1, 2, 3, 4, 5, 6, 7, 8])('agrees on 300 random streams, split at random points (seed %i)', (seed) => {
+    const rnd = prng(seed);
+    const pick = <T,>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
+    const str = () => Array.from({ length: Math.floor(rnd() * 6) }, () => pick(ALPHABET)).join('');
+    for (let s = 0; s < 300; s++) {
+      const events: Array<{ name?: string; data: string }> = [];
+      const n = 1 + Math.floor(rnd() * 6);
+      for (let i = 0; i < n; i++) {
+        const obj: Record<string, unknown> = { id: str(), object: 'chat.completion.chunk', model: str() };
+        const kind = rnd();
+        const delta: Record<string, unknown> = {};
+        if (rnd() < 0.7) delta.content = rnd() < 0.1 ? null : str();
+        if (rnd() < 0.2) delta.reasoning = str();
+        if (rnd() < 0.15) delta.tool_calls = [{ index: 0, function: { name: str(), arguments: str() } }];
+        if (rnd() < 0.1) delta.refusal = str();
+        obj.choices = kind < 0.15 ? [] : [{ index: 0, delta, finish_reason: rnd() < 0.2 ? 'error' : null }];
+        if (rnd() < 0.3) obj.usage = null;
+        if (rnd() < 0.15) obj.usage = { prompt_tokens: Math.floor(rnd() * 100), completion_tokens: Math.floor(rnd() * 100), total_tokens: 7, cost: rnd() < 0.5 ? 0.000032 : 1.5e-7 };
+        if (rnd() < 0.08) obj.error = { message: str(), code: rnd() < 0.5 ? 429 : 'server_error', metadata: { content: str() } };
+        if (rnd() < 0.1) obj.system_fingerprint = str();
+        // Compact, spaced, or pretty-printed over several data lines.
+        const style = rnd();
+        const json = style < 0.6 ? JSON.stringify(obj) : style < 0.8 ? JSON.stringify(obj).replaceAll('":', '" : ') : JSON.stringify(obj, null, 1);
+        events.push({ data: json });
+      }
+      if (rnd() < 0.7) events.push({ data: '[DONE]' });
+      const eol = rnd() < 0.2 ? '\r\n' : '\n';
+      const wire = events.map((e) => `${e.data.split('\n').map((l) => `data: ${l}`).join(eol)}${eol}${eol}`).join(rnd() < 0.2 ? `: keep-alive${eol}${eol}` : '');
+      const bytes = Buffer.from(wire);
+      const cuts = [Math.floor(rnd() * bytes.length), Math.floor(rnd() * bytes.length)].sort((a, b) => a - b);
+      const parts = [bytes.subarray(0, cuts[0]), bytes.subarray(cuts[0], cuts[1]), bytes.subarray(cuts[1])];
+      const want = referenceObservation(events);
+      for (const includeUsage of [false, true]) {
+        const tap = createSseTap({ includeUsage });
+        const out: Uint8Array[] = [];
+        for (const p of parts) out.push(...tap.push(p));
+        out.push(...tap.end());
+        const got = tap.state;
+        const context = `seed ${seed} stream ${s}: ${wire}`;
+        expect({ events: got.events, deltas: got.deltas, deliveredChars: got.deliveredChars, deliveredBytes: got.deliveredBytes, id: got.id, model: got.model, done: got.done }, context).toEqual({
+          events: want.events, deltas: want.deltas, deliveredChars: want.deliveredChars, deliveredBytes: want.deliveredBytes, id: want.id, model: want.model, done: want.done,
+        });
+        expect(got.usage && { promptTokens: got.usage.promptTokens, completionTokens: got.usage.completionTokens, totalTokens: got.usage.totalTokens, cost: got.usage.cost }, context).toEqual(want.usage);
+        expect(got.error && { message: got.error.message, code: got.error.code }, context).toEqual(want.error);
+        // The tap's shortcut (the observer's key scan and parse, shared) rewrites exactly as the rewriter alone.
+        expect(Buffer.concat(out).toString(), context).toBe(rewrite(parts, includeUsage));
+      }
+    }
+  });
+});
