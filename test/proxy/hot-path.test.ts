@@ -101,4 +101,54 @@ describe('readBody', () => {
       await new Promise((r) => server.close(r));
     }
   });
+
+  it('times out stalled bodies between their deadline and one sweep later, and frees their slots for the next reads', async () => {
+    const { createServer } = await import('node:http');
+    const { connect } = await import('node:net');
+    const { readBody, bodiesBeingRead } = await import('../../src/proxy/http-io.js');
+    const outcomes: Array<{ result: string; ms: number }> = [];
+    const server = createServer((req, res) => {
+      const t0 = performance.now();
+      readBody(req, 1024, 300).then(
+        (body) => {
+          outcomes.push({ result: body.toString(), ms: performance.now() - t0 });
+          res.end('ok');
+        },
+        (err: Error & { code?: string }) => {
+          outcomes.push({ result: err.code ?? String(err), ms: performance.now() - t0 });
+          res.end('timeout');
+        },
+      );
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const { port } = server.address() as import('node:net').AddressInfo;
+    try {
+      // Three clients promise 10 bytes and send 2; one sends its body whole meanwhile.
+      const stalled = [0, 1, 2].map(() => {
+        const s = connect(port, '127.0.0.1');
+        s.write('POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\n\r\nab');
+        return s;
+      });
+      await new Promise((r) => setTimeout(r, 50));
+      expect(bodiesBeingRead()).toBe(3);
+      const r = await fetch(`http://127.0.0.1:${port}/`, { method: 'POST', body: 'whole' });
+      expect(await r.text()).toBe('ok');
+      await new Promise((r) => setTimeout(r, 600));
+      expect(bodiesBeingRead()).toBe(0);
+      const timeouts = outcomes.filter((o) => o.result === 'request_timeout');
+      expect(timeouts).toHaveLength(3);
+      for (const t of timeouts) {
+        expect(t.ms).toBeGreaterThanOrEqual(299);
+        expect(t.ms).toBeLessThan(300 + 100 + 100); // one sweep late at most, plus scheduling slack
+      }
+      // The freed slots are reused: more reads at once than before leave nothing behind.
+      const bodies = await Promise.all(Array.from({ length: 5 }, (_, i) => fetch(`http://127.0.0.1:${port}/`, { method: 'POST', body: `b${i}` }).then((x) => x.text())));
+      expect(bodies).toEqual(['ok', 'ok', 'ok', 'ok', 'ok']);
+      expect(bodiesBeingRead()).toBe(0);
+      for (const s of stalled) s.destroy();
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
 });
