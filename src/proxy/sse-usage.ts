@@ -170,21 +170,44 @@ function wrapError(parsed: unknown, text: string): unknown {
 }
 
 /**
- * The first chunk's top-level `id` and `model` strings, found by walking the JSON without
- * building it (for valid JSON the same strings JSON.parse gives; the first of duplicate keys).
+ * The first chunk's top-level `id` and `model` strings, found by walking the members of the
+ * top-level object without building it. On valid JSON this gives what JSON.parse would: only a
+ * top-level object counts, the last of duplicate keys wins, a non-string value sets nothing, and
+ * escaped key names are decoded. On invalid JSON (which JSON.parse would reject) a scan may still
+ * find strings up to the point where the text goes wrong.
  */
 function readIdentity(state: SseObservation, bytes: string): void {
-  const body = bytes.indexOf('{') + 1;
-  if (body === 0) return;
-  const id = topLevelString(bytes, body, 'id');
+  const open = skipWs(bytes, 0);
+  if (bytes.charCodeAt(open) !== 0x7b) return;
+  let id: string | null = null;
+  let model: string | null = null;
+  let depth = 0;
+  for (let i = open + 1; i < bytes.length; i++) {
+    const c = bytes.charCodeAt(i);
+    if (c === QUOTE) {
+      const end = stringEnd(bytes, i);
+      if (end === -1) break;
+      const colon = skipWs(bytes, end + 1);
+      if (depth === 0 && bytes.charCodeAt(colon) === COLON) {
+        const raw = bytes.slice(i + 1, end);
+        const key = raw.includes('\\') ? decodeString(raw) : raw;
+        if (key === 'id' || key === 'model') {
+          const value = stringValueAt(bytes, skipWs(bytes, colon + 1));
+          if (key === 'id') id = value;
+          else model = value;
+        }
+      }
+      i = end;
+    } else if (c === 0x7b || c === 0x5b) depth++;
+    else if ((c === 0x7d || c === 0x5d) && --depth < 0) break;
+  }
   if (id !== null) state.id = id;
-  const model = topLevelString(bytes, body, 'model');
   if (model !== null) state.model = model;
 }
 
-function topLevelString(bytes: string, body: number, key: string): string | null {
-  const at = findKeyValue(bytes, body, key);
-  if (at === -1 || bytes.charCodeAt(at) !== QUOTE) return null;
+/** The JSON string starting at `at`, decoded, or null when there is no (valid) string there. */
+function stringValueAt(bytes: string, at: number): string | null {
+  if (bytes.charCodeAt(at) !== QUOTE) return null;
   const close = stringEnd(bytes, at);
   return close === -1 ? null : decodeString(latin1ToText(bytes.slice(at + 1, close)));
 }

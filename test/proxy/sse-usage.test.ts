@@ -347,6 +347,31 @@ function referenceObservation(events: Array<{ name?: string; data: string }>): R
   return state;
 }
 
+describe('the first chunk\'s id and model (read by a scan)', () => {
+  it.each([
+    ['{"id":"x","model":"m"}'],
+    ['[{"id":"x","model":"m"}]'],
+    ['{"id":"a","model":"m1","id":"b","model":"m2"}'],
+    ['{"id":"a","id":5,"model":"m"}'],
+    ['{"\\u0069d":"x","mod\\u0065l":"m"}'],
+    ['{"choices":[{"id":"inner"}],"meta":{"model":"inner"},"model":"outer"}'],
+    ['  {"id":"h\\u00e9 \\"q\\"","model":"日本"}'],
+    ['"just a string"'],
+  ])('gives what JSON.parse gives for %s', (data) => {
+    const state = observe([`data: ${data}\n\n`]);
+    const parsed = JSON.parse(data) as unknown;
+    const obj = typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : {};
+    expect(state.id).toBe(typeof obj.id === 'string' ? obj.id : null);
+    expect(state.model).toBe(typeof obj.model === 'string' ? obj.model : null);
+  });
+
+  it('reads nothing from an error event whose data is not a JSON object', () => {
+    const state = observe(['event: error\ndata: overloaded {"id":"x","model":"m"}\n\n']);
+    expect(state.id).toBeNull();
+    expect(state.model).toBeNull();
+  });
+});
+
 describe('the scanning observer against a reference that parses every event', () => {
   // A small deterministic PRNG, so a failure names a reproducible seed.
   const prng = (seed: number) => () => {
