@@ -10,19 +10,15 @@
 // process with that environment, interleaved with the first, for A/B experiments on one machine),
 // BENCH_VARIANT_BIN (the variant runs this gateway-proxy instead, e.g. a worktree of another commit),
 // BENCH_PACED (0 skips the same-offered-load comparison).
-import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
-import { cliFor, tempDir } from '../helpers/cli.js';
+import { chatOnce as once, cpuSeconds, median, ROOT, setupBenchGateway as setupGateway, startGateway, startProcess as start, type Target } from './kit.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONCURRENCY = 50;
 const SERIAL = Number(process.env.BENCH_SERIAL ?? 400);
-const TICKS = 100; // USER_HZ on Linux
 // BENCH_TARGETS=gateway (comma-separated name prefixes) runs only those; BENCH_PROFILE=<dir>
 // starts gateway-proxy under --cpu-prof and writes its profile there on exit.
 const ONLY = process.env.BENCH_TARGETS?.split(',').filter(Boolean) ?? [];
@@ -30,44 +26,6 @@ const PROFILE = process.env.BENCH_PROFILE;
 // BENCH_MODES=json or =stream runs only that half (handy with BENCH_PROFILE).
 const MODES = (process.env.BENCH_MODES ?? 'json,stream').split(',');
 const PACED = process.env.BENCH_PACED !== '0';
-
-async function start(args: string[], env: Record<string, string> = {}): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (d) => {
-      out += d;
-      const m = /listening on (\S+)/.exec(out);
-      if (m) resolve(m[1]!);
-    });
-    child.once('exit', (code) => reject(new Error(`${args.join(' ')} exited ${code}`)));
-  });
-  return { child, url };
-}
-
-/** User and system CPU seconds of a process so far. */
-function cpuSeconds(pid: number): { user: number; sys: number } {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return { user: Number(fields[11]) / TICKS, sys: Number(fields[12]) / TICKS };
-}
-
-interface Target {
-  name: string;
-  url: string;
-  pid: number;
-  headers: Record<string, string>;
-}
-
-const body = (stream: boolean) => JSON.stringify({ model: 'bench/model', messages: [{ role: 'user', content: 'Say something short.' }], max_tokens: 16, stream });
-
-async function once(pool: Pool, t: Target, stream: boolean): Promise<{ total: number; firstByte: number }> {
-  const start = performance.now();
-  const res = await pool.request({ method: 'POST', path: '/v1/chat/completions', headers: { 'content-type': 'application/json', ...t.headers }, body: body(stream) });
-  let firstByte = 0;
-  for await (const _ of res.body) if (!firstByte) firstByte = performance.now() - start;
-  if (res.statusCode !== 200) throw new Error(`${t.name}: status ${res.statusCode}`);
-  return { total: performance.now() - start, firstByte };
-}
 
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
 
@@ -153,20 +111,6 @@ async function serial(t: Target, stream: boolean) {
   return { p50: pct(total, 50), ttfb50: pct(first, 50) };
 }
 
-async function setupGateway(upstreamUrl: string): Promise<{ db: string; key: string }> {
-  const db = join(tempDir('gw-bench-'), 'gateway.db');
-  const gw = cliFor(db);
-  const must = async (argv: string[]) => {
-    const r = await gw([...argv, '--json']);
-    if (r.code !== 0) throw new Error(`gatewayctl ${argv.join(' ')}: ${r.stderr}`);
-    return r.json<{ key: string }>();
-  };
-  await must(['init']);
-  await must(['orgs', 'create', 'bench', '--provider', 'openai-compatible', '--base-url', `${upstreamUrl}/v1`, '--unknown-models', 'free']);
-  const k = await must(['keys', 'create', '--org', 'bench', '--type', 'org', '--daily-tokens', '1000000000', '--rpm', '100000000', '--budget', '1000000', '--budget-period', 'month']);
-  return { db, key: k.key };
-}
-
 const f = (n: number, d = 1) => n.toFixed(d);
 
 /**
@@ -177,7 +121,6 @@ const f = (n: number, d = 1) => n.toFixed(d);
 const rotated = <T>(xs: readonly T[], round: number): T[] => xs.map((_, i) => xs[(i + round) % xs.length]!);
 
 type LoadResult = Awaited<ReturnType<typeof load>>;
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /** Median of each figure over the rounds (rounds interleave targets, so a noisy spell hits all alike). */
 function medianOf(rs: LoadResult[]): LoadResult {
@@ -192,7 +135,7 @@ async function main() {
   const { db, key } = await setupGateway(up.url);
   // Production settings (SQLite store, memory counters, default flush interval and batch size);
   // only the log level is lowered so that start-up lines do not interleave with the figures.
-  const gateway = await start([...profile, ...gatewayFlags, join(ROOT, 'bin/gateway-proxy'), '--port', '0', '--db', db, '--log-level', 'warn'], { GATEWAY_MASTER_KEY: 'a'.repeat(64) });
+  const gateway = await startGateway(db, { nodeFlags: [...profile, ...gatewayFlags] });
   const all: Target[] = [
     { name: 'upstream directly', url: up.url, pid: up.child.pid!, headers: {} },
     { name: 'bare undici proxy', url: bare.url, pid: bare.child.pid!, headers: {} },
@@ -203,7 +146,7 @@ async function main() {
   let variant: ChildProcess | null = null;
   if (variantEnv || variantBin) {
     const env = Object.fromEntries(variantEnv.split(/\s+/).filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
-    const v = await start([...gatewayFlags, variantBin ?? join(ROOT, 'bin/gateway-proxy'), '--port', '0', '--db', db, '--log-level', 'warn'], { GATEWAY_MASTER_KEY: 'a'.repeat(64), ...env });
+    const v = await startGateway(db, { nodeFlags: gatewayFlags, env, ...(variantBin ? { bin: variantBin } : {}) });
     variant = v.child;
     all.push({ name: 'gateway variant', url: v.url, pid: v.child.pid!, headers: { authorization: `Bearer ${key}` } });
   }

@@ -1,0 +1,101 @@
+// `npm run bench:ab -- <other gateway-proxy bin>`: CPU per request of two gateway-proxy builds
+// (this checkout's, "A", and another, "B", e.g. a git worktree of another commit, built) served
+// AT THE SAME TIME at the same fixed rate each, JSON or streaming. Sequential runs on a shared
+// 2-core VM swing by ±15% from one minute to the next; two processes measured side by side see
+// the same weather, so the per-round ratio B/A is stable to ~2% (A/A runs), which is what small
+// optimizations need. With no argument both sides run this checkout (an A/A run). A script that
+// prints figures, not a test.
+// Knobs: AB_RATE (requests/s for each, default 1500), AB_SECONDS (6), AB_ROUNDS (5),
+// AB_MODES (json,stream), AB_ENV_B ("K=V …": environment of B only).
+import { join } from 'node:path';
+import { Pool } from 'undici';
+import { chatOnce, cpuSeconds, median, ROOT, setupBenchGateway, startGateway, startProcess, type Target } from './kit.js';
+
+const RATE = Number(process.env.AB_RATE ?? 1500);
+const SECONDS = Number(process.env.AB_SECONDS ?? 6);
+const ROUNDS = Number(process.env.AB_ROUNDS ?? 5);
+const MODES = (process.env.AB_MODES ?? 'json,stream').split(',');
+const CONNECTIONS = 50;
+
+/** Offers `rate` requests/s to each target at once (open loop) for `ms`; returns requests done per target. */
+async function offer(targets: Target[], pools: Pool[], stream: boolean, ms: number): Promise<{ done: number[]; missed: number[] }> {
+  const inFlight = targets.map(() => 0);
+  const done = targets.map(() => 0);
+  const missed = targets.map(() => 0);
+  const failures: unknown[] = [];
+  const t0 = performance.now();
+  let sent = 0;
+  while (performance.now() - t0 < ms) {
+    const due = Math.floor(((performance.now() - t0) / 1000) * RATE);
+    for (; sent < due; sent++) {
+      targets.forEach((t, i) => {
+        if (inFlight[i]! >= 4 * CONNECTIONS) return void missed[i]!++;
+        inFlight[i]!++;
+        chatOnce(pools[i]!, t, stream).then(
+          () => {
+            inFlight[i]!--;
+            done[i]!++;
+          },
+          (err: unknown) => {
+            inFlight[i]!--;
+            failures.push(err);
+          },
+        );
+      });
+    }
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  while (inFlight.some((n) => n > 0)) await new Promise((r) => setTimeout(r, 2));
+  if (failures.length) throw failures[0];
+  return { done, missed };
+}
+
+async function main() {
+  const binB = process.argv[2] ?? join(ROOT, 'bin/gateway-proxy');
+  const envB = Object.fromEntries(
+    (process.env.AB_ENV_B ?? '')
+      .split(/\s+/)
+      .filter(Boolean)
+      .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+  );
+  const up = await startProcess([join(ROOT, 'test/bench/upstream-server.mjs')]);
+  // Each side has its own store, so neither waits on the other's SQLite write lock.
+  const stores = [await setupBenchGateway(up.url), await setupBenchGateway(up.url)];
+  const a = await startGateway(stores[0]!.db);
+  const b = await startGateway(stores[1]!.db, { bin: binB, env: envB });
+  const targets: Target[] = [
+    { name: 'A', url: a.url, pid: a.child.pid!, headers: { authorization: `Bearer ${stores[0]!.key}` } },
+    { name: 'B', url: b.url, pid: b.child.pid!, headers: { authorization: `Bearer ${stores[1]!.key}` } },
+  ];
+  console.log(`A: ${join(ROOT, 'bin/gateway-proxy')}\nB: ${binB}${Object.keys(envB).length ? ` with ${process.env.AB_ENV_B}` : ''}`);
+  console.log(`${RATE} requests/s offered to each at once, ${CONNECTIONS} connections each, ${SECONDS} s a round, ${ROUNDS} rounds\n`);
+  for (const stream of [false, true].filter((s) => MODES.includes(s ? 'stream' : 'json'))) {
+    const pools = targets.map((t) => new Pool(t.url, { connections: CONNECTIONS, keepAliveTimeout: 60_000 }));
+    await offer(targets, pools, stream, 1_500); // warm-up: JIT, pools, counters
+    const cpu = targets.map(() => [] as number[]);
+    const ratios: number[] = [];
+    console.log(`${stream ? 'streaming' : 'JSON'}:  round   A µs/req   B µs/req   B/A`);
+    for (let round = 0; round < ROUNDS; round++) {
+      const before = targets.map((t) => cpuSeconds(t.pid));
+      const { done, missed } = await offer(targets, pools, stream, SECONDS * 1000);
+      const us = targets.map((t, i) => {
+        const after = cpuSeconds(t.pid);
+        return ((after.user - before[i]!.user + after.sys - before[i]!.sys) / done[i]!) * 1e6;
+      });
+      us.forEach((u, i) => cpu[i]!.push(u));
+      ratios.push(us[1]! / us[0]!);
+      const late = missed.some((m) => m > 0) ? `  (not sent, a server fell behind: ${missed.join(' / ')})` : '';
+      console.log(`        ${String(round + 1).padStart(5)} ${us[0]!.toFixed(1).padStart(10)} ${us[1]!.toFixed(1).padStart(10)} ${ratios.at(-1)!.toFixed(3).padStart(7)}${late}`);
+    }
+    console.log(`        median ${median(cpu[0]!).toFixed(1).padStart(9)} ${median(cpu[1]!).toFixed(1).padStart(10)} ${median(ratios).toFixed(3).padStart(7)}  (ratios ${Math.min(...ratios).toFixed(3)}–${Math.max(...ratios).toFixed(3)})\n`);
+    await Promise.all(pools.map((p) => p.close()));
+  }
+  const exited = [a.child, b.child].map((c) => new Promise((resolve) => c.once('exit', resolve)));
+  for (const c of [a.child, b.child, up.child]) c.kill('SIGTERM');
+  await Promise.all(exited);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});
