@@ -1,0 +1,131 @@
+// The in-place check of a chat request against the zod schema it stands in for: the same
+// verdict on every body, and for an accepted body the very object zod would have returned.
+import { describe, expect, it } from 'vitest';
+import { chatRequestSchema, fitsChatRequest, parseChatRequest } from '../../src/proxy/chat-request.js';
+
+/** A small deterministic PRNG (mulberry32), so a failure names a seed that replays it. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const ABSENT = Symbol('absent');
+
+// Values every field is tried with: right and wrong types, edges of each range.
+const anyValue = [
+  ABSENT, null, true, false, 0, 1, -1, 1.5, 2, 128, 129, 2 ** 53, 2 ** 53 - 1, 1e300, -0, '', 'x', 'a'.repeat(256), 'a'.repeat(257), '😀'.repeat(256), '😀'.repeat(257), 'a\ud800'.repeat(129),
+  [], [1], {}, { include_usage: true }, { include_usage: 'yes' }, { include_usage: null },
+];
+
+function pick<T>(r: () => number, xs: readonly T[]): T {
+  return xs[Math.floor(r() * xs.length)]!;
+}
+
+function contentPart(r: () => number): unknown {
+  const v = r();
+  if (v < 0.5) return { type: 'text', text: pick(r, ['hi', '', 'é']) };
+  if (v < 0.7) return { type: 'image_url', image_url: { url: 'data:' } };
+  if (v < 0.8) return { type: pick(r, anyValue.filter((x) => x !== ABSENT)), text: 'x' };
+  if (v < 0.9) return { type: 'text', text: pick(r, [ABSENT, 1, null, 'ok']) };
+  return pick(r, [null, 'text', 3, []]);
+}
+
+function message(r: () => number): unknown {
+  if (r() < 0.05) return pick(r, [null, 'user', 1, []]);
+  const m: Record<string, unknown> = {};
+  const role = r() < 0.85 ? pick(r, ['user', 'assistant', 'system', 'tool']) : pick(r, anyValue);
+  if (role !== ABSENT) m.role = role;
+  const c = r();
+  if (c < 0.5) m.content = pick(r, ['hello', '', 'héllo 😀']);
+  else if (c < 0.7) m.content = Array.from({ length: Math.floor(r() * 3) }, () => contentPart(r));
+  else if (c < 0.8) m.content = null;
+  else if (c < 0.9) {
+    const v = pick(r, anyValue);
+    if (v !== ABSENT) m.content = v;
+  }
+  for (const k of ['name', 'tool_call_id'] as const) {
+    if (r() < 0.15) {
+      const v = r() < 0.6 ? 'n' : pick(r, anyValue);
+      if (v !== ABSENT) m[k] = v;
+    }
+  }
+  if (r() < 0.1) m.tool_calls = [{ id: 'c', type: 'function', function: { name: 'f', arguments: '{}' } }];
+  return m;
+}
+
+function request(r: () => number): Record<string, unknown> {
+  const body: Record<string, unknown> = {};
+  const set = (k: string, good: () => unknown, pGood: number, pAbsent: number) => {
+    const v = r();
+    if (v < pAbsent) return;
+    const value = v < pAbsent + pGood ? good() : pick(r, anyValue);
+    if (value !== ABSENT) body[k] = value;
+  };
+  set('model', () => pick(r, ['openai/gpt-4o', 'm', 'a'.repeat(256)]), 0.85, 0.03);
+  set('messages', () => Array.from({ length: Math.floor(r() * 4) }, () => message(r)), 0.85, 0.03);
+  set('stream', () => r() < 0.5, 0.5, 0.4);
+  set('stream_options', () => ({ include_usage: pick(r, [true, false, null]) }), 0.5, 0.7);
+  set('max_tokens', () => 1 + Math.floor(r() * 1000), 0.5, 0.4);
+  set('max_completion_tokens', () => 1 + Math.floor(r() * 1000), 0.5, 0.7);
+  set('n', () => 1 + Math.floor(r() * 128), 0.5, 0.7);
+  if (r() < 0.3) body.temperature = pick(r, [0, 0.7, 'hot', null]);
+  if (r() < 0.1) body.tools = [{ type: 'function', function: { name: 'f' } }];
+  return body;
+}
+
+describe('fitsChatRequest', () => {
+  it('gives the zod schema’s verdict on 20,000 random bodies, and zod returns an accepted body unchanged', () => {
+    let accepted = 0;
+    for (let seed = 1; seed <= 20_000; seed++) {
+      const body = JSON.parse(JSON.stringify(request(rng(seed)))) as Record<string, unknown>;
+      const zod = chatRequestSchema.safeParse(body);
+      const fast = fitsChatRequest(body);
+      if (fast !== zod.success) throw new Error(`seed ${seed}: fitsChatRequest says ${fast}, zod says ${zod.success} for ${JSON.stringify(body)}`);
+      if (fast) {
+        accepted++;
+        expect(zod.data).toStrictEqual(body);
+      }
+    }
+    // Both verdicts are well represented, or the comparison proves little.
+    expect(accepted).toBeGreaterThan(2_000);
+    expect(accepted).toBeLessThan(18_000);
+  });
+
+  it('accepts what zod accepts at the edges of each range and refuses one past them', () => {
+    const base = { model: 'm', messages: [{ role: 'user', content: 'hi' }] };
+    const cases: Array<[Record<string, unknown>, boolean]> = [
+      [{ ...base, model: 'a'.repeat(256) }, true],
+      [{ ...base, model: 'a'.repeat(257) }, false],
+      [{ ...base, model: '😀'.repeat(256) }, true],
+      [{ ...base, model: `${'😀'.repeat(256)}\ud800` }, false],
+      [{ ...base, model: '' }, false],
+      [{ ...base, messages: [] }, false],
+      [{ ...base, n: 128 }, true],
+      [{ ...base, n: 129 }, false],
+      [{ ...base, n: 0 }, false],
+      [{ ...base, max_tokens: 2 ** 53 - 1 }, true],
+      [{ ...base, max_tokens: 2 ** 53 }, false],
+      [{ ...base, max_tokens: 1.5 }, false],
+      [{ ...base, max_tokens: null, n: null, stream: null, stream_options: null }, true],
+      [{ ...base, messages: [{ role: '', content: 'x' }] }, false],
+      [{ ...base, messages: [{ role: 'user', content: [{ type: 'text' }] }] }, true],
+      [{ ...base, messages: [{ role: 'user', content: [{ text: 'x' }] }] }, false],
+      [{ ...base, messages: [{ role: 'user', name: null }] }, false],
+    ];
+    for (const [body, ok] of cases) {
+      expect(chatRequestSchema.safeParse(body).success, JSON.stringify(body)).toBe(ok);
+      expect(fitsChatRequest(body), JSON.stringify(body)).toBe(ok);
+    }
+  });
+
+  it('leaves the error message to zod: a refused body names the offending field', () => {
+    expect(() => parseChatRequest(Buffer.from('{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":-1}'))).toThrow(/max_tokens/);
+    expect(() => parseChatRequest(Buffer.from('{"messages":[{"role":"user","content":"x"}]}'))).toThrow(/'model' is required/);
+  });
+});
