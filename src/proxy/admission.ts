@@ -53,6 +53,19 @@ export function planAdmission(p: PlanInput): AdmissionPlan {
 
 export type AdmissionResult = { ok: true; reservation: Reservation | null } | { ok: false; denial: Denial };
 
+const NOTHING_RESERVED: AdmissionResult = Object.freeze({ ok: true, reservation: null });
+
+/**
+ * admit() without a promise, for a backend that holds the counters in this process and has
+ * them all; null means the answer needs admit().
+ */
+export function admitSync(limits: LimitBackend, requestId: string, plan: AdmissionPlan, now: number): AdmissionResult | null {
+  if (plan.counters.length === 0) return NOTHING_RESERVED;
+  const r = limits.reserveSync?.(requestId, plan.counters, plan.amounts, now) ?? null;
+  if (r === null) return null;
+  return r.ok ? { ok: true, reservation: r } : { ok: false, denial: r };
+}
+
 /**
  * Reserves the plan's amounts. With no counter at all (no limit, no credits) nothing is
  * reserved and the backend is not called. A backend outage throws GatewayError('unavailable')

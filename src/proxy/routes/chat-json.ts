@@ -29,7 +29,8 @@ export async function relayChatJson(call: ChatCall): Promise<void> {
   outcome.completionEstimate = completionTokenEstimate(answer.completionBytes);
   const afterUpstream = performance.now();
   outcome.ttfbMs = Math.round(afterUpstream - ctx.startedAt);
-  const settled = await finish(call);
+  let settled = finish(call);
+  if (settled instanceof Promise) settled = await settled;
   const charge = settled?.charge ?? { promptTokens: 0, completionTokens: 0, costMicros: 0, source: 'none' as const };
   const states = settled?.states ?? [];
   const usage = gatewayUsageJson(ctx.id, charge, states);

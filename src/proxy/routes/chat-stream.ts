@@ -80,7 +80,8 @@ export async function relayChatStream(call: ChatCall, headers: Record<string, st
     outcome.errorCode = 'aborted';
   } else if (r.end.kind !== 'complete') outcome.errorCode = r.end.code;
   else if (r.state.error) outcome.errorCode = 'upstream_error';
-  const settled = await finish(call);
+  let settled = finish(call);
+  if (settled instanceof Promise) settled = await settled;
   if (settled) deps.recent.add(call.auth.key.id, ctx.id, settled.charge, settled.states);
   deps.metrics.overhead((sentAt - ctx.startedAt + performance.now() - endedAt) / 1000);
 }

@@ -6,9 +6,9 @@ import { priceFor } from '../../shared/snapshot/pricing.js';
 import type { Snapshot, SnapshotOrg, SnapshotPrice } from '../../shared/snapshot/types.js';
 import { MOCK_MODELS } from '../../shared/mock-catalog.js';
 import { usdToMicros } from '../../shared/money.js';
-import { type AdmissionPlan, admit, planAdmission } from '../admission.js';
+import { type AdmissionPlan, admit, admitSync, planAdmission } from '../admission.js';
 import type { AuthOk } from '../../shared/snapshot/auth.js';
-import { type Bill, type Outcome, settle } from '../billing.js';
+import { type Bill, type Outcome, type Settlement, settle } from '../billing.js';
 import { type ChatRequest, parseChatRequest } from '../chat-request.js';
 import { ClientAbort } from '../client-abort.js';
 import type { ProxyDeps, RequestContext } from '../context.js';
@@ -34,15 +34,22 @@ export interface ChatCall {
   settled: boolean;
 }
 
-/** Settles the request exactly once, whichever path ends it; a settlement failure is logged, never thrown. */
-export async function finish(call: ChatCall): Promise<Awaited<ReturnType<typeof settle>> | null> {
+/**
+ * Settles the request exactly once, whichever path ends it; a settlement failure is logged,
+ * never thrown. The answer is a promise only when the limit backend's settlement is one.
+ */
+export function finish(call: ChatCall): Settlement | null | Promise<Settlement | null> {
   if (call.settled) return null;
   call.settled = true;
-  try {
-    return await settle(call.deps, call.bill, call.outcome);
-  } catch (err) {
+  const failed = (err: unknown) => {
     call.ctx.log.error({ err }, 'settlement failed');
     return null;
+  };
+  try {
+    const s = settle(call.deps, call.bill, call.outcome);
+    return s instanceof Promise ? s.catch(failed) : s;
+  } catch (err) {
+    return failed(err);
   }
 }
 
@@ -93,7 +100,7 @@ export async function handleChat(deps: ProxyDeps, ctx: RequestContext, req: Inco
   const plan = planAdmission({ snapshot, auth, req: parsed, price, defaultMaxTokens: deps.config.defaultMaxTokens, mediaPartTokens: deps.config.mediaPartTokens, now });
   let adm: Awaited<ReturnType<typeof admit>>;
   try {
-    adm = await admit(deps.limits, ctx.id, plan, auth.org.failureMode, now);
+    adm = admitSync(deps.limits, ctx.id, plan, now) ?? (await admit(deps.limits, ctx.id, plan, auth.org.failureMode, now));
   } catch (err) {
     return refuse(deps, res, toPublicError(err, ctx.log));
   }

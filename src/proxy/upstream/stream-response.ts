@@ -53,7 +53,7 @@ class StreamHandler implements Dispatcher.DispatchHandler, AsyncIterableIterator
     reject: (err: Error) => void,
   ) {
     this.head = { resolve, reject };
-    signal.once('abort', this.onAbort);
+    signal.onAbort(this.onAbort);
   }
 
   private readonly onAbort = () => this.abortRequest?.(new errors.RequestAbortedError());
@@ -89,14 +89,14 @@ class StreamHandler implements Dispatcher.DispatchHandler, AsyncIterableIterator
 
   onComplete(): void {
     this.ended = true;
-    this.signal.off('abort', this.onAbort);
+    this.signal.offAbort(this.onAbort);
     const w = this.waiter;
     this.waiter = null;
     w?.resolve(DONE);
   }
 
   onError(err: Error): void {
-    this.signal.off('abort', this.onAbort);
+    this.signal.offAbort(this.onAbort);
     if (this.head) {
       const head = this.head;
       this.head = null;
@@ -117,7 +117,7 @@ class StreamHandler implements Dispatcher.DispatchHandler, AsyncIterableIterator
     this.discarded = true;
     this.queue.length = 0;
     this.queued = 0;
-    this.signal.off('abort', this.onAbort);
+    this.signal.offAbort(this.onAbort);
     if (!this.ended) this.abortRequest?.(new errors.RequestAbortedError());
     const w = this.waiter;
     this.waiter = null;
@@ -156,10 +156,19 @@ class StreamHandler implements Dispatcher.DispatchHandler, AsyncIterableIterator
   }
 }
 
-/** Sends one request on `dispatcher`; resolves at the response headers with a body to iterate once. */
-export function requestStream(dispatcher: Dispatcher, opts: Dispatcher.DispatchOptions, signal: ClientAbort): Promise<UpstreamResponse> {
+/**
+ * Sends one request on `dispatcher`; resolves at the response headers with a body to iterate
+ * once. A failure before the headers rejects with undici's error, or what `mapError` makes of it.
+ */
+export function requestStream(
+  dispatcher: Dispatcher,
+  opts: Dispatcher.DispatchOptions,
+  signal: ClientAbort,
+  mapError?: (err: Error) => Error,
+): Promise<UpstreamResponse> {
   return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(new errors.RequestAbortedError());
-    dispatcher.dispatch(opts, new StreamHandler(signal, resolve, reject));
+    const fail = mapError ? (err: Error) => reject(mapError(err)) : reject;
+    if (signal.aborted) return fail(new errors.RequestAbortedError());
+    dispatcher.dispatch(opts, new StreamHandler(signal, resolve, fail));
   });
 }

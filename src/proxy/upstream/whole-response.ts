@@ -66,7 +66,7 @@ class WholeHandler implements Dispatcher.DispatchHandler {
     private readonly resolve: (w: UpstreamWhole) => void,
     private readonly reject: (err: Error) => void,
   ) {
-    signal.once('abort', this.onAbort);
+    signal.onAbort(this.onAbort);
   }
 
   private readonly onAbort = () => {
@@ -95,7 +95,7 @@ class WholeHandler implements Dispatcher.DispatchHandler {
   onComplete(): void {
     if (this.done) return;
     this.done = true;
-    this.signal.off('abort', this.onAbort);
+    this.signal.offAbort(this.onAbort);
     const body = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.size);
     this.resolve(new Whole(this.status, this.raw, body, this.headersAt));
   }
@@ -103,15 +103,24 @@ class WholeHandler implements Dispatcher.DispatchHandler {
   onError(err: Error): void {
     if (this.done) return;
     this.done = true;
-    this.signal.off('abort', this.onAbort);
+    this.signal.offAbort(this.onAbort);
     this.reject(err);
   }
 }
 
-/** Sends one request on `dispatcher` and resolves with the whole answer; rejects with undici's error. */
-export function requestWhole(dispatcher: Dispatcher, opts: Dispatcher.DispatchOptions, signal: ClientAbort): Promise<UpstreamWhole> {
+/**
+ * Sends one request on `dispatcher` and resolves with the whole answer; rejects with undici's
+ * error, or what `mapError` makes of it (so a caller need not wrap the promise to translate).
+ */
+export function requestWhole(
+  dispatcher: Dispatcher,
+  opts: Dispatcher.DispatchOptions,
+  signal: ClientAbort,
+  mapError?: (err: Error) => Error,
+): Promise<UpstreamWhole> {
   return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(new errors.RequestAbortedError());
-    dispatcher.dispatch(opts, new WholeHandler(signal, resolve, reject));
+    const fail = mapError ? (err: Error) => reject(mapError(err)) : reject;
+    if (signal.aborted) return fail(new errors.RequestAbortedError());
+    dispatcher.dispatch(opts, new WholeHandler(signal, resolve, fail));
   });
 }

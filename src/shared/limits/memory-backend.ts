@@ -68,6 +68,11 @@ export class MemoryLimitBackend implements LimitBackend {
     }
   }
 
+  reserveSync(requestId: string, counters: readonly CounterRef[], amounts: Amounts, now: number): Admission | null {
+    for (const c of counters) if (!this.states.has(c.id)) return null;
+    return this.reserveNow(requestId, counters, amounts, now);
+  }
+
   /** The atomic section: nothing in here awaits. */
   private reserveNow(requestId: string, counters: readonly CounterRef[], amounts: Amounts, now: number): Admission {
     const used = counters.map((c) => this.usedOf(c, now));
@@ -91,6 +96,10 @@ export class MemoryLimitBackend implements LimitBackend {
   }
 
   async settle(reservation: Reservation, actual: Amounts, now: number): Promise<readonly CounterState[]> {
+    return this.settleSync(reservation, actual, now);
+  }
+
+  settleSync(reservation: Reservation, actual: Amounts, now: number): readonly CounterState[] {
     const open = this.open.get(reservation.id);
     if (open) {
       this.open.delete(reservation.id);

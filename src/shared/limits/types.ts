@@ -83,6 +83,13 @@ export interface LimitBackend {
   ): Promise<Admission>;
   /** Replace the reservation with the actual amounts. Idempotent per reservation id. */
   settle(reservation: Reservation, actual: Amounts, now: number): Promise<readonly CounterState[]>;
+  /**
+   * Backends whose counters live in this process may also answer without a promise (each
+   * await of an already settled promise is a turn of the microtask queue on the hot path):
+   * reserve() when no counter has to be seeded first (null otherwise: take reserve()), and settle().
+   */
+  reserveSync?(requestId: string, counters: readonly CounterRef[], amounts: Amounts, now: number): Admission | null;
+  settleSync?(reservation: Reservation, actual: Amounts, now: number): readonly CounterState[];
   /** Read-only view of counters (GET /v1/usage, quotas get). */
   peek(counters: readonly CounterRef[], now: number): Promise<readonly CounterState[]>;
   /** Zero a counter's window (quotas reset). */
