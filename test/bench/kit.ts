@@ -1,7 +1,7 @@
 // What the benchmark scripts share: child processes that print "listening on <url>", CPU time
 // read from /proc, one chat request timed, and a bench org with a key on a fresh SQLite store.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { appendFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Pool } from 'undici';
@@ -14,8 +14,11 @@ export async function startProcess(args: string[], env: Record<string, string> =
   const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
   const url = await new Promise<string>((resolve, reject) => {
     let out = '';
+    // BENCH_CHILD_STDOUT=<file> keeps what the servers print (e.g. node's --trace-deopt) in a file.
+    const keep = process.env.BENCH_CHILD_STDOUT;
     child.stdout!.on('data', (d) => {
-      out += d;
+      if (keep) appendFileSync(keep, d);
+      out = (out + d).slice(-4096);
       const m = /listening on (\S+)/.exec(out);
       if (m) resolve(m[1]!);
     });
