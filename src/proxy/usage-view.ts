@@ -127,6 +127,11 @@ function creditHead(c: CounterRef): string {
   return head;
 }
 
+// Request ids (req_ and hex digits) and usage sources need no escaping; JSON.stringify of each
+// cost more than the rest of the header line.
+const PLAIN_TEXT = /^[\w.:-]*$/;
+const jsonString = (s: string) => (PLAIN_TEXT.test(s) ? `"${s}"` : JSON.stringify(s));
+
 export function gatewayUsageJson(requestId: string, charge: Charge, states: readonly CounterState[]): string {
   let limits = '';
   let credits = '';
@@ -143,9 +148,9 @@ export function gatewayUsageJson(requestId: string, charge: Charge, states: read
       `"resets_at":${s.resetsAt === null ? 'null' : `"${iso(s.resetsAt)}"`}}`;
   }
   return (
-    `{"request_id":${JSON.stringify(requestId)},"prompt_tokens":${num(charge.promptTokens)},"completion_tokens":${num(charge.completionTokens)},` +
+    `{"request_id":${jsonString(requestId)},"prompt_tokens":${num(charge.promptTokens)},"completion_tokens":${num(charge.completionTokens)},` +
     `"total_tokens":${num(charge.promptTokens + charge.completionTokens)},"cost_usd":${usd(charge.costMicros)},` +
-    `"cost_micros":${num(charge.costMicros)},"usage_source":${JSON.stringify(charge.source)},"limits":[${limits}],"credits":[${credits}]}`
+    `"cost_micros":${num(charge.costMicros)},"usage_source":${jsonString(charge.source)},"limits":[${limits}],"credits":[${credits}]}`
   );
 }
 

@@ -133,4 +133,18 @@ describe('money is integer micro-dollars', () => {
     expect(formatMicros(-500_000)).toBe('-0.5');
     expect(formatMicros(0)).toBe('0');
   });
+
+  it('formats micro-dollars as the string-based reference does, for every digit pattern', () => {
+    const reference = (micros: number) => {
+      const abs = Math.abs(micros);
+      const frac = String(abs % 1_000_000).padStart(6, '0').replace(/0+$/, '');
+      return `${micros < 0 ? '-' : ''}${Math.floor(abs / 1_000_000)}${frac ? `.${frac}` : ''}`;
+    };
+    const values = [1, 9, 10, 100, 1_000, 10_000, 100_000, 999_999, 1_000_000, 1_000_001, 1_010_000, 123_456_000_000, Number.MAX_SAFE_INTEGER];
+    for (let i = 0; i < 20_000; i++) values.push(Math.floor(Math.random() * 10 ** (1 + (i % 15))));
+    for (const v of values) {
+      expect(formatMicros(v)).toBe(reference(v));
+      expect(formatMicros(-v)).toBe(reference(-v));
+    }
+  });
 });
