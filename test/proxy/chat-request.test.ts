@@ -1,5 +1,7 @@
 // The in-place check of a chat request against the zod schema it stands in for: the same
-// verdict on every body, and for an accepted body the very object zod would have returned.
+// verdict on every body, and for an accepted body the same keys and values zod would have
+// returned (zod rebuilds objects with its own keys first and drops own "__proto__" keys; the
+// places that serialize the parsed request re-shape it through zod, tested there).
 import { describe, expect, it } from 'vitest';
 import { chatRequestSchema, fitsChatRequest, parseChatRequest } from '../../src/proxy/chat-request.js';
 
@@ -59,6 +61,18 @@ function message(r: () => number): unknown {
   return m;
 }
 
+/** The same object with its keys in a random order, at every level. */
+function shuffled(r: () => number, v: unknown): unknown {
+  if (Array.isArray(v)) return v.map((x) => shuffled(r, x));
+  if (typeof v !== 'object' || v === null) return v;
+  const entries = Object.entries(v).map(([k, x]) => [k, shuffled(r, x)] as const);
+  for (let i = entries.length - 1; i > 0; i--) {
+    const j = Math.floor(r() * (i + 1));
+    [entries[i], entries[j]] = [entries[j]!, entries[i]!];
+  }
+  return Object.fromEntries(entries);
+}
+
 function request(r: () => number): Record<string, unknown> {
   const body: Record<string, unknown> = {};
   const set = (k: string, good: () => unknown, pGood: number, pAbsent: number) => {
@@ -80,10 +94,11 @@ function request(r: () => number): Record<string, unknown> {
 }
 
 describe('fitsChatRequest', () => {
-  it('gives the zod schema’s verdict on 20,000 random bodies, and zod returns an accepted body unchanged', () => {
+  it('gives the zod schema’s verdict on 20,000 random bodies, keys in any order, and accepts only what zod returns with the same keys and values', () => {
     let accepted = 0;
     for (let seed = 1; seed <= 20_000; seed++) {
-      const body = JSON.parse(JSON.stringify(request(rng(seed)))) as Record<string, unknown>;
+      const r = rng(seed);
+      const body = JSON.parse(JSON.stringify(shuffled(r, request(r)))) as Record<string, unknown>;
       const zod = chatRequestSchema.safeParse(body);
       const fast = fitsChatRequest(body);
       if (fast !== zod.success) throw new Error(`seed ${seed}: fitsChatRequest says ${fast}, zod says ${zod.success} for ${JSON.stringify(body)}`);
@@ -121,6 +136,21 @@ describe('fitsChatRequest', () => {
     for (const [body, ok] of cases) {
       expect(chatRequestSchema.safeParse(body).success, JSON.stringify(body)).toBe(ok);
       expect(fitsChatRequest(body), JSON.stringify(body)).toBe(ok);
+    }
+  });
+
+  it('gives zod’s verdict on bodies with own "__proto__" keys at every level', () => {
+    const texts = [
+      '{"__proto__":{"x":1},"model":"m","messages":[{"role":"user","content":"hi"}]}',
+      '{"model":"m","messages":[{"__proto__":null,"role":"user","content":"hi"}]}',
+      '{"model":"m","messages":[{"role":"user","content":[{"__proto__":[],"type":"text","text":"a"}]}]}',
+      '{"model":"m","messages":[{"role":"user"}],"stream_options":{"__proto__":{"include_usage":"no"},"include_usage":true}}',
+      '{"model":"m","messages":[{"role":"user"}],"__proto__":{"model":""}}',
+      '{"model":"m","messages":{"__proto__":[]}}',
+    ];
+    for (const text of texts) {
+      const body = JSON.parse(text) as Record<string, unknown>;
+      expect(fitsChatRequest(body), text).toBe(chatRequestSchema.safeParse(body).success);
     }
   });
 

@@ -10,6 +10,10 @@ import {
   splitIntoDeltas,
 } from '../../src/proxy/mock-provider.js';
 import { createSseObserver } from '../../src/proxy/sse-usage.js';
+import { parseChatRequest } from '../../src/proxy/chat-request.js';
+import { ClientAbort } from '../../src/proxy/client-abort.js';
+import { createMockAdapter } from '../../src/proxy/upstream/mock.js';
+import type { SnapshotOrg } from '../../src/shared/snapshot/types.js';
 
 const NOW = () => 1_769_532_074_000;
 const request = (over: Partial<MockChatRequest> = {}): MockChatRequest => ({
@@ -191,5 +195,23 @@ describe('MOCK_MODELS', () => {
     }
     const catalog = mockModelCatalog();
     expect(catalog.data[0]).toMatchObject({ id: 'mock/gpt-4o-mini', pricing: { prompt: '0.00000015', completion: '0.0000006' } });
+  });
+});
+
+describe('the mock adapter', () => {
+  it('answers a request the same whatever order its keys were written in', async () => {
+    const adapter = createMockAdapter();
+    const answer = async (text: string) => {
+      const raw = Buffer.from(text);
+      const parsed = parseChatRequest(raw);
+      const org = { provider: 'mock' } as unknown as SnapshotOrg;
+      const up = await adapter.chatWhole({ org, raw, parsed, stream: false, price: undefined, signal: new ClientAbort(), requestId: 'r' });
+      return JSON.parse(up.body.toString('utf8')) as { id: string; choices: unknown; usage: unknown };
+    };
+    const a = await answer('{"model":"mock/gpt-4o-mini","messages":[{"role":"user","content":"Tell me a story"}]}');
+    const b = await answer('{"messages":[{"content":"Tell me a story","role":"user","__proto__":{}}],"model":"mock/gpt-4o-mini"}');
+    expect(b.id).toBe(a.id);
+    expect(b.choices).toEqual(a.choices);
+    expect(b.usage).toEqual(a.usage);
   });
 });

@@ -3,7 +3,8 @@
 import { Readable } from 'node:stream';
 import type { SnapshotPrice } from '../../shared/snapshot/types.js';
 import { type MockChatRequest, type MockPrice, MOCK_MODELS, mockChatCompletion, mockChatCompletionStream } from '../mock-provider.js';
-import type { UpstreamAdapter, UpstreamResponse, UpstreamWhole } from './types.js';
+import { chatRequestSchema } from '../chat-request.js';
+import type { UpstreamAdapter, UpstreamCall, UpstreamResponse, UpstreamWhole } from './types.js';
 
 /** micro-dollars per million tokens → USD per token as an exact decimal string. */
 export function microsPerMToUsdPerToken(micros: number): string {
@@ -17,6 +18,13 @@ function mockPrice(model: string, price: SnapshotPrice | undefined): MockPrice |
   return MOCK_MODELS.find((m) => m.id === model)?.pricing;
 }
 
+/**
+ * The request as the schema shapes it (its keys first, in its order; no own `__proto__` keys):
+ * the mock derives its reply from a hash of the serialized messages, which must not depend on
+ * the order a client wrote its keys in. The proxy's hot path keeps JSON.parse's object.
+ */
+const schemaShaped = (call: UpstreamCall) => chatRequestSchema.parse(call.parsed);
+
 async function* once(body: Buffer): AsyncGenerator<Buffer> {
   yield body;
 }
@@ -25,7 +33,7 @@ export function createMockAdapter(opts: { chunkDelayMs?: number } = {}): Upstrea
   return {
     provider: 'mock',
     async chat(call): Promise<UpstreamResponse> {
-      const req = call.parsed as unknown as MockChatRequest;
+      const req = schemaShaped(call) as unknown as MockChatRequest;
       const price = mockPrice(call.parsed.model, call.price);
       const headers = { 'content-type': call.stream ? 'text/event-stream' : 'application/json' };
       if (call.stream) {
@@ -36,7 +44,7 @@ export function createMockAdapter(opts: { chunkDelayMs?: number } = {}): Upstrea
       return { status: 200, headers, body: once(body), discard: () => {} };
     },
     async chatWhole(call): Promise<UpstreamWhole> {
-      const req = call.parsed as unknown as MockChatRequest;
+      const req = schemaShaped(call) as unknown as MockChatRequest;
       const body = Buffer.from(JSON.stringify(mockChatCompletion(req, { price: mockPrice(call.parsed.model, call.price) })));
       return { status: 200, headers: { 'content-type': 'application/json' }, contentType: 'application/json', body, headersAt: performance.now() };
     },

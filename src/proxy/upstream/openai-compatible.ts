@@ -1,10 +1,12 @@
 // OpenRouter, OpenAI and any OpenAI-compatible server: the client's body goes upstream as it
 // came (only a stream that would carry no usage is asked for one), over the origin's Pool.
-import { errors } from 'undici';
+import { type Dispatcher, errors, type Pool } from 'undici';
+import type { ClientAbort } from '../client-abort.js';
 import { GatewayError } from '../../shared/errors.js';
+import { chatRequestSchema } from '../chat-request.js';
 import type { SnapshotOrg } from '../../shared/snapshot/types.js';
 import type { PoolRegistry } from './pools.js';
-import type { UpstreamAdapter, UpstreamCall, UpstreamResponse, UpstreamWhole } from './types.js';
+import type { UpstreamAdapter, UpstreamCall } from './types.js';
 import { requestStream } from './stream-response.js';
 import { requestWhole } from './whole-response.js';
 
@@ -50,7 +52,10 @@ function bodyFor(call: UpstreamCall): Buffer | string {
   // prompt is not serialized again (the body is a JSON object with at least model and messages).
   const open = call.parsed.stream_options === undefined ? call.raw.indexOf(0x7b) : -1;
   if (open !== -1) return Buffer.concat([call.raw.subarray(0, open + 1), INCLUDE_USAGE, call.raw.subarray(open + 1)]);
-  return JSON.stringify({ ...call.parsed, stream_options: { ...call.parsed.stream_options, include_usage: true } });
+  // Re-serialized in the schema's shape (its key order, no own __proto__ keys), as before the
+  // hot path stopped copying the body through zod.
+  const parsed = chatRequestSchema.parse(call.parsed);
+  return JSON.stringify({ ...parsed, stream_options: { ...parsed.stream_options, include_usage: true } });
 }
 
 const INCLUDE_USAGE = Buffer.from('"stream_options":{"include_usage":true},');
@@ -64,29 +69,30 @@ export function mapUpstreamFailure(err: unknown): Error {
   return new GatewayError('upstream_error', 'The upstream could not be reached.', { cause: err });
 }
 
+type Requester<T> = (dispatcher: Pool, opts: Dispatcher.DispatchOptions, signal: ClientAbort, mapError: (err: Error) => Error) => Promise<T>;
+
 export function createOpenAICompatibleAdapter(pools: PoolRegistry, provider: string): UpstreamAdapter {
   const targets = new Map<string, Target>();
+  /** An unconfigured upstream is the org's problem and says so; what fails after that is the upstream's. */
+  function send<T>(call: UpstreamCall, stream: boolean, request: Requester<T>): Promise<T> {
+    let t: Target;
+    try {
+      t = target(call.org, targets);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    try {
+      const opts = { method: 'POST' as const, path: t.path, headers: headersFor(call.org, stream && call.stream), body: bodyFor(call) };
+      return request(pools.get(t.origin), opts, call.signal, mapUpstreamFailure);
+    } catch (err) {
+      return Promise.reject(mapUpstreamFailure(err));
+    }
+  }
   return {
     provider,
     // Plain functions returning the request's own promise, failures mapped inside it: an async
     // wrapper with try/await/catch cost a promise and a microtask turn per request.
-    chat(call): Promise<UpstreamResponse> {
-      try {
-        const t = target(call.org, targets);
-        const opts = { method: 'POST' as const, path: t.path, headers: headersFor(call.org, call.stream), body: bodyFor(call) };
-        return requestStream(pools.get(t.origin), opts, call.signal, mapUpstreamFailure);
-      } catch (err) {
-        return Promise.reject(err instanceof GatewayError ? err : mapUpstreamFailure(err));
-      }
-    },
-    chatWhole(call): Promise<UpstreamWhole> {
-      try {
-        const t = target(call.org, targets);
-        const opts = { method: 'POST' as const, path: t.path, headers: headersFor(call.org, false), body: bodyFor(call) };
-        return requestWhole(pools.get(t.origin), opts, call.signal, mapUpstreamFailure);
-      } catch (err) {
-        return Promise.reject(err instanceof GatewayError ? err : mapUpstreamFailure(err));
-      }
-    },
+    chat: (call) => send(call, true, requestStream),
+    chatWhole: (call) => send(call, false, requestWhole),
   };
 }
