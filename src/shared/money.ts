@@ -49,6 +49,14 @@ export const perTokenUsdToMicrosPerM = (usd: string) => decimalToScaledInt(usd, 
 /** Exact cost in micro-dollars of `tokens` at `microsPerM`, rounded half up. */
 export function tokenCostMicros(tokens: number, microsPerM: number): number {
   if (tokens === 0 || microsPerM === 0) return 0;
+  // Exact on doubles while the product is a safe integer (any real request: 2^53 is 9e15, a
+  // million tokens at $1,000 per million is 1e15): % and the division of an exact multiple are
+  // exact there. BigInt, kept for the rest, allocated on every call, two to four per request.
+  const product = tokens * microsPerM;
+  if (Number.isSafeInteger(product) && Number.isSafeInteger(tokens) && Number.isSafeInteger(microsPerM)) {
+    const r = product % 1_000_000;
+    return (product - r) / 1_000_000 + (r >= 500_000 ? 1 : 0);
+  }
   const num = BigInt(tokens) * BigInt(microsPerM);
   return Number((num + 500_000n) / 1_000_000n);
 }

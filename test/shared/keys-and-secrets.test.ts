@@ -134,6 +134,13 @@ describe('money is integer micro-dollars', () => {
     expect(formatMicros(0)).toBe('0');
   });
 
+  it('prices tokens as BigInt arithmetic does, on both sides of the safe-integer range', () => {
+    const reference = (tokens: number, perM: number) => (tokens === 0 || perM === 0 ? 0 : Number((BigInt(tokens) * BigInt(perM) + 500_000n) / 1_000_000n));
+    const pairs: Array<[number, number]> = [[1, 499_999], [1, 500_000], [1, 1_500_000], [3, 166_667], [2 ** 20, 2 ** 33 - 1], [1e6, 1e9], [9e6, 1e9], [1e9, 1e9], [123_456_789, 98_765_432]];
+    for (let i = 0; i < 20_000; i++) pairs.push([Math.floor(Math.random() * 10 ** (i % 10)), Math.floor(Math.random() * 10 ** (i % 12))]);
+    for (const [t, p] of pairs) expect(tokenCostMicros(t, p), `${t} × ${p}`).toBe(reference(t, p));
+  });
+
   it('formats micro-dollars as the string-based reference does, for every digit pattern', () => {
     const reference = (micros: number) => {
       const abs = Math.abs(micros);
