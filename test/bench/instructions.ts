@@ -1,11 +1,11 @@
 // `npm run bench:instructions -- [other gateway-proxy bin | bare]`: instructions per request of
-// gateway-proxy under valgrind's callgrind, which counts instructions instead of timing them, so
-// the figure repeats to a fraction of a percent whatever else the machine is doing (times on a
-// shared 2-core VM swing by ±10% from one minute to the next). It sees only user-space work (no
-// kernel time, no cache misses): the measure for changes to the gateway's own code, next to the
-// timed benchmarks. Each build serves WARM requests, then its counters are zeroed and it serves
-// COUNT more, JSON or streaming, 8 at a time; the upstream and this client run natively. The
-// figure is the main thread's (the event loop: JavaScript, node, and the GC work done there).
+// gateway-proxy's main thread (the event loop: JavaScript, node, and the GC work done there)
+// under valgrind's callgrind, which counts instructions instead of timing them. It sees only
+// user-space work (no kernel time, no cache misses, no GC helper threads). The count does not
+// depend on how busy the machine is, but it still moves by ±5% between runs of one build (usage
+// batches are flushed by the clock; scavenges and optimizing compiles land when they land), so
+// compare several runs. Each build serves WARM requests, then its counters are zeroed and it
+// serves COUNT more, JSON or streaming, 8 at a time; the upstream and this client run natively.
 // Knobs: INSTR_WARM (3000), INSTR_COUNT (2000), INSTR_MODES (json,stream).
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
