@@ -33,11 +33,6 @@ const emptyRolling = (): Rolling => ({ kind: 'rolling', buckets: new Map(), sinc
 
 type State = Fixed | Rolling;
 
-interface Entry {
-  counterId: string;
-  /** The bucket (rolling) or window start (fixed) the reservation was added to. */
-  slot: number;
-}
 
 export interface MemoryLimitOptions {
   /** Seeds a counter the first time this process sees it (restart safety); rolling windows start empty. */
@@ -48,7 +43,8 @@ export interface MemoryLimitOptions {
 
 export class MemoryLimitBackend implements LimitBackend {
   private readonly states = new Map<string, State>();
-  private readonly open = new Map<string, { at: number; entries: Entry[] }>();
+  /** Open reservations: per counter, the bucket (rolling) or window start (fixed) it was added to. */
+  private readonly open = new Map<string, { at: number; slots: number[] }>();
   private readonly ttl: number;
   private sweepAt = 0;
 
@@ -75,23 +71,32 @@ export class MemoryLimitBackend implements LimitBackend {
 
   /** The atomic section: nothing in here awaits. */
   private reserveNow(requestId: string, counters: readonly CounterRef[], amounts: Amounts, now: number): Admission {
-    const used = counters.map((c) => this.usedOf(c, now));
-    for (let i = 0; i < counters.length; i++) {
+    // One state() per counter (it rolls windows forward), read for the check, the addition and
+    // the states answered: loops over the counters, no closure or entry object per counter.
+    const n = counters.length;
+    const states: State[] = new Array(n);
+    for (let i = 0; i < n; i++) {
       const c = counters[i]!;
-      if (exceeds(used[i]!, amountFor(c, amounts), c.max)) return denial(c, used[i]!, amountFor(c, amounts), this.freeAt(c, amounts, now), now);
+      const s = this.state(c, now);
+      states[i] = s;
+      const used = s.kind === 'fixed' ? s.used : s.sum;
+      if (exceeds(used, amountFor(c, amounts), c.max)) return denial(c, used, amountFor(c, amounts), this.freeAt(c, amounts, now), now);
     }
-    const entries = counters.map((c) => this.add(c, amountFor(c, amounts), now));
+    const slots: number[] = new Array(n);
+    for (let i = 0; i < n; i++) slots[i] = addTo(states[i]!, counters[i]!, amountFor(counters[i]!, amounts), now);
+    const views: CounterState[] = new Array(n);
+    for (let i = 0; i < n; i++) views[i] = viewOf(counters[i]!, states[i]!, now);
     let id = requestId;
-    for (let n = 2; this.open.has(id); n++) id = `${requestId}#${n}`;
-    this.open.set(id, { at: now, entries });
+    for (let k = 2; this.open.has(id); k++) id = `${requestId}#${k}`;
+    this.open.set(id, { at: now, slots });
     this.sweep(now);
     return {
       ok: true,
       id,
       counters,
-      reserved: { ...amounts },
+      reserved: { requests: amounts.requests, tokens: amounts.tokens, cost: amounts.cost },
       reservedAt: now,
-      states: counters.map((c) => this.stateOf(c, now)),
+      states: views,
     };
   }
 
@@ -105,7 +110,7 @@ export class MemoryLimitBackend implements LimitBackend {
       this.open.delete(reservation.id);
       reservation.counters.forEach((c, i) => {
         const delta = amountFor(c, actual) - amountFor(c, reservation.reserved);
-        this.adjust(c, open.entries[i]!.slot, delta);
+        this.adjust(c, open.slots[i]!, delta);
       });
     }
     return reservation.counters.map((c) => this.stateOf(c, now));
@@ -209,26 +214,6 @@ export class MemoryLimitBackend implements LimitBackend {
     return s;
   }
 
-  /** What a counter holds at `now`; rolling windows are pruned to the window first, so their sum is exact. */
-  private usedOf(c: CounterRef, now: number): number {
-    const s = this.state(c, now);
-    return s.kind === 'fixed' ? s.used : s.sum;
-  }
-
-  private add(c: CounterRef, amount: number, now: number): Entry {
-    const s = this.state(c, now);
-    if (s.kind === 'fixed') {
-      s.used += amount;
-      return { counterId: c.id, slot: s.since };
-    }
-    const idx = bucketOf(c, now);
-    s.buckets.set(idx, (s.buckets.get(idx) ?? 0) + amount);
-    s.sum += amount;
-    if (s.oldest === null || idx < s.oldest) s.oldest = idx;
-    if (s.newest === null || idx > s.newest) s.newest = idx;
-    return { counterId: c.id, slot: idx };
-  }
-
   /** Applies a settlement delta to the window the reservation went into, if that window still exists. */
   private adjust(c: CounterRef, slot: number, delta: number): void {
     const s = this.states.get(c.id);
@@ -245,10 +230,7 @@ export class MemoryLimitBackend implements LimitBackend {
   }
 
   private stateOf(c: CounterRef, now: number): CounterState {
-    const used = this.usedOf(c, now);
-    const s = this.states.get(c.id)!;
-    if (s.kind === 'fixed') return counterState(c, used, calendarResetAt(c, now));
-    return counterState(c, used, rollingEmptyAt(c, s.newest));
+    return viewOf(c, this.state(c, now), now);
   }
 
   private freeAt(c: CounterRef, amounts: Amounts, now: number): number | null {
@@ -264,6 +246,26 @@ export class MemoryLimitBackend implements LimitBackend {
     this.sweepAt = now + 60_000;
     for (const [id, r] of this.open) if (now - r.at > this.ttl) this.open.delete(id);
   }
+}
+
+/** Adds `amount` to a counter's state (already rolled to `now`); returns the slot it went into. */
+function addTo(s: State, c: CounterRef, amount: number, now: number): number {
+  if (s.kind === 'fixed') {
+    s.used += amount;
+    return s.since;
+  }
+  const idx = bucketOf(c, now);
+  s.buckets.set(idx, (s.buckets.get(idx) ?? 0) + amount);
+  s.sum += amount;
+  if (s.oldest === null || idx < s.oldest) s.oldest = idx;
+  if (s.newest === null || idx > s.newest) s.newest = idx;
+  return idx;
+}
+
+/** What a counter holds and when it resets, from its state (already rolled to `now`). */
+function viewOf(c: CounterRef, s: State, now: number): CounterState {
+  if (s.kind === 'fixed') return counterState(c, s.used, calendarResetAt(c, now));
+  return counterState(c, s.sum, rollingEmptyAt(c, s.newest));
 }
 
 /** Drops the buckets of a rolling window below `min`, keeping its sum and bounds exact. */
