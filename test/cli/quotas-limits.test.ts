@@ -140,8 +140,11 @@ describe.each(DIALECTS)('gatewayctl quotas and limits on %s', (dialect) => {
 
     expect((await gw(['limits', 'set', 'user:alice', '--budget', '5', '--budget-period', 'day'])).code).toBe(0);
     const userLimits = (await gw(['limits', 'get', `user:${user}`, '--json'])).json<{ limits: LimitUseJson[] }>().limits;
-    expect(userLimits).toEqual([expect.objectContaining({ metric: 'cost', window: 'day', max: 5, remaining: 5 - 0.0035 })]);
-    expect(userLimits[0]!.used).toBeCloseTo(0.0035, 9);
+    // The day window is the UTC day: within half an hour after midnight the oldest event is yesterday's.
+    const dayStart = now - (now % 86_400_000);
+    const spentToday = ((now - 10_000 >= dayStart ? 2500 : 0) + (now - 30 * 60_000 >= dayStart ? 1000 : 0)) / 1e6;
+    expect(userLimits).toEqual([expect.objectContaining({ metric: 'cost', window: 'day', max: 5, remaining: 5 - spentToday })]);
+    expect(userLimits[0]!.used).toBeCloseTo(spentToday, 9);
 
     const perModel = await gw(['limits', 'set', `key:${key}`, '--model', 'mock/echo', '--rpm', '2', '--json']);
     expect(perModel.json<{ limits: LimitUseJson[] }>().limits).toEqual([expect.objectContaining({ model: 'mock/echo', max: 2 })]);
