@@ -7,7 +7,7 @@
 // compare several runs. Each build serves WARM requests, then its counters are zeroed and it
 // serves COUNT more, JSON or streaming, 8 at a time; the upstream and this client run natively.
 // Knobs: INSTR_WARM (3000), INSTR_COUNT (2000), INSTR_MODES (json,stream).
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,20 +40,11 @@ async function measure(bin: string, upstreamUrl: string, stream: boolean): Promi
   const { db, key } = await setupBenchGateway(upstreamUrl);
   const out = mkdtempSync(join(tmpdir(), 'gw-callgrind-'));
   const args = bin === 'bare' ? [join(ROOT, 'test/bench/bare-proxy.mjs'), `${upstreamUrl}/v1`] : [bin, '--port', '0', '--db', db, '--log-level', 'warn'];
-  const child = spawn(
-    'valgrind',
+  const { child, url } = await startProcess(
     ['--tool=callgrind', '--separate-threads=yes', `--callgrind-out-file=${join(out, 'cg.%p')}`, process.execPath, ...args],
-    { cwd: ROOT, env: { ...process.env, GATEWAY_MASTER_KEY: 'a'.repeat(64) }, stdio: ['ignore', 'pipe', 'ignore'] },
+    { GATEWAY_MASTER_KEY: 'a'.repeat(64) },
+    { command: 'valgrind', quiet: true },
   );
-  const url = await new Promise<string>((resolve, reject) => {
-    let text = '';
-    child.stdout!.on('data', (d) => {
-      text += d;
-      const m = /listening on (\S+)/.exec(text);
-      if (m) resolve(m[1]!);
-    });
-    child.once('exit', (code) => reject(new Error(`gateway-proxy under valgrind exited ${code}`)));
-  });
   const t: Target = { name: 'gateway', url, pid: child.pid!, headers: { authorization: `Bearer ${key}` } };
   const pool = new Pool(url, { connections: IN_FLIGHT, keepAliveTimeout: 600_000 });
   await serve(pool, t, stream, WARM);

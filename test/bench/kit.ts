@@ -10,8 +10,16 @@ import { cliFor, tempDir } from '../helpers/cli.js';
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const TICKS = 100; // USER_HZ on Linux
 
-export async function startProcess(args: string[], env: Record<string, string> = {}): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+/**
+ * A server process and the URL it prints once it listens: node unless `command` says otherwise
+ * (valgrind, say, whose own report on stderr `quiet` drops).
+ */
+export async function startProcess(
+  args: string[],
+  env: Record<string, string> = {},
+  opts: { command?: string; quiet?: boolean } = {},
+): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(opts.command ?? process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', opts.quiet ? 'ignore' : 'inherit'] });
   const url = await new Promise<string>((resolve, reject) => {
     let out = '';
     // BENCH_CHILD_STDOUT=<file> keeps what the servers print (e.g. node's --trace-deopt) in a file.
@@ -52,10 +60,10 @@ export async function chatOnce(pool: Pool, t: Target, stream: boolean): Promise<
   return { total: performance.now() - start, firstByte };
 }
 
-/** A fresh SQLite store with an org on the bench upstream and an org key under three limits. */
-export async function setupBenchGateway(upstreamUrl: string): Promise<{ db: string; key: string }> {
-  const db = join(tempDir('gw-bench-'), 'gateway.db');
-  const gw = cliFor(db);
+/** A fresh store (SQLite unless `db` names another) with an org on the bench upstream and an org key under three limits. */
+export async function setupBenchGateway(upstreamUrl: string, opts: { db?: string; env?: Record<string, string> } = {}): Promise<{ db: string; key: string }> {
+  const db = opts.db ?? join(tempDir('gw-bench-'), 'gateway.db');
+  const gw = cliFor(db, opts.env);
   const must = async (argv: string[]) => {
     const r = await gw([...argv, '--json']);
     if (r.code !== 0) throw new Error(`gatewayctl ${argv.join(' ')}: ${r.stderr}`);

@@ -4,58 +4,26 @@
 // the reference. Every proxy and the upstream run in their own processes; all share this
 // machine's cores with Postgres, Redis and the load generator, so say how many there are.
 // A script that prints figures, not a test. Needs Postgres and Redis (test/scripts/services.sh).
-import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
 import { randomString } from '../../src/shared/ids.js';
-import { cliFor } from '../helpers/cli.js';
 import { freshPgUrl, REDIS_URL } from '../helpers/stores.js';
 import { MASTER_KEY_HEX, type ProxyProcess, startProxyProcess } from '../multi/instances.js';
+import { cpuSeconds as processCpu, ROOT, setupBenchGateway, startProcess } from './kit.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CONCURRENCY = 50;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-const TICKS = 100; // USER_HZ on Linux
 
 /** User + system CPU seconds of a process so far. */
 function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / TICKS;
+  const { user, sys } = processCpu(pid);
+  return user + sys;
 }
 
-async function startUpstream(): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [join(ROOT, 'test/bench/upstream-server.mjs')], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (d) => {
-      out += d;
-      const m = /listening on (\S+)/.exec(out);
-      if (m) resolve(m[1]!);
-    });
-    child.once('exit', (code) => reject(new Error(`upstream exited ${code}`)));
-  });
-  return { child, url };
-}
-
-async function setup(upstreamUrl: string): Promise<{ db: string; key: string }> {
-  const db = await freshPgUrl();
-  const gw = cliFor(db, { GATEWAY_MASTER_KEY: MASTER_KEY_HEX });
-  const must = async (argv: string[]) => {
-    const r = await gw([...argv, '--json']);
-    if (r.code !== 0) throw new Error(`gatewayctl ${argv.join(' ')}: ${r.stderr}`);
-    return r.json<{ key: string }>();
-  };
-  await must(['init']);
-  await must(['orgs', 'create', 'bench', '--provider', 'openai-compatible', '--base-url', `${upstreamUrl}/v1`, '--unknown-models', 'free']);
-  // Four counters per request (daily tokens, rpm, monthly budget, and the key's) so the shared
-  // counters do real work on every request.
-  const k = await must(['keys', 'create', '--org', 'bench', '--type', 'org', '--daily-tokens', '1000000000', '--rpm', '100000000', '--budget', '1000000', '--budget-period', 'month']);
-  return { db, key: k.key };
-}
+/** Four counters per request (daily tokens, rpm, monthly budget, and the key's), so the shared counters do real work on every request. */
+const setup = async (upstreamUrl: string) => setupBenchGateway(upstreamUrl, { db: await freshPgUrl(), env: { GATEWAY_MASTER_KEY: MASTER_KEY_HEX } });
 
 const body = (stream: boolean) => JSON.stringify({ model: 'bench/model', messages: [{ role: 'user', content: 'Say something short.' }], max_tokens: 16, stream });
 
@@ -122,7 +90,7 @@ async function measure(s: Setup, db: string, key: string): Promise<Record<string
 }
 
 async function main() {
-  const up = await startUpstream();
+  const up = await startProcess([join(ROOT, 'test/bench/upstream-server.mjs')]);
   const { db, key } = await setup(up.url);
   console.log(`gateway-proxy on Postgres: 1 vs 2 instances, ${CONCURRENCY} connections in total, ${SECONDS} s per run, best of ${ROUNDS} interleaved rounds; node ${process.version}, ${cpus().length} cores`);
   console.log('Upstream, proxies, Postgres, Redis and this load generator all share those cores.\n');

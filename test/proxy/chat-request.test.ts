@@ -4,18 +4,7 @@
 // places that serialize the parsed request re-shape it through zod, tested there).
 import { describe, expect, it } from 'vitest';
 import { chatRequestSchema, fitsChatRequest, parseChatRequest } from '../../src/proxy/chat-request.js';
-
-/** A small deterministic PRNG (mulberry32), so a failure names a seed that replays it. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rng } from '../cli/usage-fixtures.js';
 
 const ABSENT = Symbol('absent');
 
