@@ -6,7 +6,15 @@ import type { ReportedUsage } from './billing.js';
 import type { UpstreamWhole } from './upstream/types.js';
 
 export type JsonRead =
-  | { ok: true; body: Buffer; reported: ReportedUsage | null; completionBytes: number; contentType: string }
+  | {
+      ok: true;
+      body: Buffer;
+      /** The body decoded, when that text encodes back to exactly its bytes; else null. */
+      text: string | null;
+      reported: ReportedUsage | null;
+      completionBytes: number;
+      contentType: string;
+    }
   | { ok: false; error: PublicError };
 
 function isRecord(v: unknown): v is Record<string, unknown> {
@@ -41,8 +49,9 @@ export function readJsonAnswer(up: UpstreamWhole): JsonRead {
   const body = up.body;
   if (up.status < 200 || up.status > 299) return { ok: false, error: upstreamError(up.status, body, up.headers) };
   let parsed: unknown;
+  const text = body.toString('utf8');
   try {
-    parsed = JSON.parse(body.toString('utf8'));
+    parsed = JSON.parse(text);
   } catch {
     return { ok: false, error: upstreamError(200, body, up.headers) };
   }
@@ -53,18 +62,23 @@ export function readJsonAnswer(up: UpstreamWhole): JsonRead {
   return {
     ok: true,
     body,
+    // Invalid UTF-8 decodes to U+FFFD (not always changing the length: a cut 4-byte sequence
+    // is 3 bytes, and so is its U+FFFD); without one the text re-encodes to the same bytes.
+    text: text.includes('\uFFFD') ? null : text,
     reported: reportedUsage(parsed.usage),
     completionBytes: contentBytes(parsed.choices),
     contentType: up.contentType ?? 'application/json',
   };
 }
 
+const isJsonSpace = (c: number) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
+
 /** The upstream body with `"gateway_usage": <usageJson>` added as the last member of the top-level object. */
 export function spliceGatewayUsage(body: Buffer, usageJson: string): Buffer {
   const close = body.lastIndexOf(0x7d);
   if (close < 0) return body;
   let i = close - 1;
-  while (i >= 0 && (body[i] === 0x20 || body[i] === 0x0a || body[i] === 0x0d || body[i] === 0x09)) i--;
+  while (i >= 0 && isJsonSpace(body[i]!)) i--;
   const insert = `${body[i] === 0x7b ? '' : ','}"gateway_usage":${usageJson}`;
   // One buffer, written in place (a Buffer.from of the insert and a concat of three parts
   // allocated twice as much).
@@ -76,9 +90,27 @@ export function spliceGatewayUsage(body: Buffer, usageJson: string): Buffer {
   return out;
 }
 
-/** Sends a JSON answer; `headers` is the caller's to give away (content-length is added to it). */
-export function sendJson(res: ServerResponse, status: number, body: Buffer | string, headers: Record<string, string | number>): void {
-  headers['content-length'] = typeof body === 'string' ? Buffer.byteLength(body) : body.length;
+/**
+ * spliceGatewayUsage on the body's text (see JsonRead.text), with the spliced body's size in
+ * bytes. A string answer leaves with the status line and headers in one socket write; a Buffer
+ * goes out as a second chunk of a writev, and the splice into one cost a pooled buffer, two
+ * copies and a UTF-8 write.
+ */
+export function spliceGatewayUsageText(text: string, bytes: number, usageJson: string): { text: string; bytes: number } {
+  const close = text.lastIndexOf('}');
+  if (close < 0) return { text, bytes };
+  let i = close - 1;
+  while (i >= 0 && isJsonSpace(text.charCodeAt(i))) i--;
+  const insert = `${text.charCodeAt(i) === 0x7b ? '' : ','}"gateway_usage":${usageJson}`;
+  return { text: text.slice(0, close) + insert + text.slice(close), bytes: bytes + Buffer.byteLength(insert) };
+}
+
+/**
+ * Sends a JSON answer; `headers` is the caller's to give away (content-length is added to it).
+ * `bytes` is the body's size when the caller knows it.
+ */
+export function sendJson(res: ServerResponse, status: number, body: Buffer | string, headers: Record<string, string | number>, bytes?: number): void {
+  headers['content-length'] = bytes ?? (typeof body === 'string' ? Buffer.byteLength(body) : body.length);
   res.writeHead(status, headers);
   res.end(body);
 }

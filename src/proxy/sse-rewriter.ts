@@ -38,13 +38,13 @@ export function createSseRewriter(options: SseRewriterOptions): SseRewriter & { 
         observe?.(event);
         const replacement = rewriteEvent(event, options.includeUsage);
         if (replacement === null) {
-          out.push(...held);
+          for (let i = 0; i < held.length; i++) out.push(held[i]!);
         } else {
           if (eventStart > runStart) out.push(buf.subarray(runStart, eventStart));
           if (replacement !== '') out.push(Buffer.from(replacement));
           runStart = end;
         }
-        held = [];
+        if (held.length > 0) held = [];
         eventStart = end;
       });
       if (eventStart > runStart) out.push(buf.subarray(runStart, eventStart));
@@ -81,12 +81,15 @@ function rewriteEvent(event: SseEvent, includeUsage: boolean): string | null {
   if (!NON_NULL_USAGE_RE.test(dataBytes(event))) return null;
   const parsed = eventJson(event);
   if (!isRecord(parsed) || !isRecord(parsed.usage)) return null;
-  const { usage, ...rest } = parsed;
-  const { error, ...meta } = rest; // an error must reach the client once, never on the usage chunk
+  const error = parsed.error;
   const choices = Array.isArray(parsed.choices) ? parsed.choices : [];
   const informative = error != null || choices.some((c) => !isEmptyChoice(c));
-  if (!includeUsage) return informative ? formatSseData(rest) : '';
-  if (choices.length === 0 && error == null) return null;
+  // The usual usage chunk (no choices, no error) for a client that did not ask: dropped.
+  if (!includeUsage && !informative) return '';
+  if (includeUsage && choices.length === 0 && error == null) return null;
+  const { usage, ...rest } = parsed;
+  if (!includeUsage) return formatSseData(rest);
+  const { error: _error, ...meta } = rest; // an error must reach the client once, never on the usage chunk
   const usageChunk = formatSseData({ ...meta, choices: [], usage });
   return informative ? formatSseData(rest) + usageChunk : usageChunk;
 }

@@ -31,7 +31,7 @@ interface ReplyBase {
 export type FakeReply =
   | (ReplyBase & { type: 'json'; status?: number; body: unknown })
   | (ReplyBase & { type: 'error'; status: number; message?: string; metadata?: Record<string, unknown> })
-  | (ReplyBase & { type: 'raw'; status?: number; body: string; contentType?: string })
+  | (ReplyBase & { type: 'raw'; status?: number; body: string | Buffer; contentType?: string })
   | (ReplyBase & { type: 'sse'; items: SseItem[]; done?: boolean; resetAfter?: number; chunkDelayMs?: number })
   | (ReplyBase & { type: 'reset' }) // destroy the socket without answering
   | { type: 'hang' } // never answer; ends when the client gives up or the fake closes

@@ -192,6 +192,24 @@ describe('client disconnect on a JSON request', () => {
     expect(rest).toEqual(body);
     expect(gateway_usage).toMatchObject({ prompt_tokens: 5, completion_tokens: 3000 });
   });
+
+  it('relays invalid UTF-8 in an answer as the same bytes (not as U+FFFD)', async () => {
+    // A cut 4-byte sequence (3 bytes, as long as its U+FFFD), a lone continuation byte and a
+    // real U+FFFD: the text cannot stand for these bytes, so they go out as bytes.
+    const head = Buffer.from('{"id":"gen-bad","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"a');
+    const tail = Buffer.from('b\uFFFDc"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}');
+    const body = Buffer.concat([head, Buffer.from([0xf0, 0x9f, 0x98, 0x78, 0x80]), tail]);
+    fake.enqueue({ type: 'raw', body, contentType: 'application/json' });
+    const r = await request(`${h.url}/v1/chat/completions`, {
+      method: 'POST', headers: { authorization: `Bearer ${key.key}`, 'content-type': 'application/json' }, body: JSON.stringify(hello(M)),
+    });
+    expect(r.statusCode).toBe(200);
+    const got = Buffer.from(await r.body.arrayBuffer());
+    expect(Number(r.headers['content-length'])).toBe(got.length);
+    const close = body.lastIndexOf(0x7d);
+    expect(got.subarray(0, close).equals(body.subarray(0, close))).toBe(true);
+    expect(JSON.parse(got.toString('utf8')).gateway_usage).toMatchObject({ prompt_tokens: 5, completion_tokens: 2 });
+  });
 });
 
 describe('quota reached in a stream without max_tokens', () => {

@@ -8,7 +8,7 @@ import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
 import type { CounterRef, CounterState } from '../../src/shared/limits/types.js';
 import { BucketHistogram } from '../../src/proxy/metrics.js';
-import { spliceGatewayUsage } from '../../src/proxy/relay-json.js';
+import { spliceGatewayUsage, spliceGatewayUsageText } from '../../src/proxy/relay-json.js';
 import { GatewayResponse } from '../../src/proxy/server.js';
 import { headersFrom, rawHeader } from '../../src/proxy/upstream/whole-response.js';
 import { type Charge, gatewayUsage, gatewayUsageJson, RecentCharges } from '../../src/proxy/usage-view.js';
@@ -212,9 +212,14 @@ describe('spliceGatewayUsage', () => {
       const before = text.slice(0, close).trimEnd();
       expect(out).toBe(`${text.slice(0, close)}${before.endsWith('{') ? '' : ','}"gateway_usage":${usage}${text.slice(close)}`);
       expect(JSON.parse(out).gateway_usage).toEqual(JSON.parse(usage));
+      // The text splice gives the same body, and its size in bytes.
+      const spliced = spliceGatewayUsageText(text, Buffer.byteLength(text), usage);
+      expect(spliced.text).toBe(out);
+      expect(spliced.bytes).toBe(Buffer.byteLength(out));
     }
     const noObject = Buffer.from('[1,2]');
     expect(spliceGatewayUsage(noObject, usage)).toBe(noObject);
+    expect(spliceGatewayUsageText('[1,2]', 5, usage)).toEqual({ text: '[1,2]', bytes: 5 });
   });
 });
 

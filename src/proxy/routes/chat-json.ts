@@ -3,7 +3,7 @@
 import { completionTokenEstimate } from '../chat-request.js';
 import { sendPublicError } from '../errors.js';
 import { rateLimitHeaders } from '../rate-headers.js';
-import { readJsonAnswer, sendJson, spliceGatewayUsage } from '../relay-json.js';
+import { readJsonAnswer, sendJson, spliceGatewayUsage, spliceGatewayUsageText } from '../relay-json.js';
 import { gatewayUsageJson } from '../usage-view.js';
 import { type ChatCall, finish } from './chat.js';
 
@@ -36,6 +36,10 @@ export async function relayChatJson(call: ChatCall): Promise<void> {
   const usage = gatewayUsageJson(ctx.id, charge, states);
   deps.recent.add(call.auth.key.id, ctx.id, charge, states);
   const headers = rateLimitHeaders(settled?.states ?? [], deps.now(), { 'content-type': answer.contentType });
-  sendJson(res, 200, spliceGatewayUsage(answer.body, usage), headers);
+  if (answer.text === null) sendJson(res, 200, spliceGatewayUsage(answer.body, usage), headers);
+  else {
+    const out = spliceGatewayUsageText(answer.text, answer.body.length, usage);
+    sendJson(res, 200, out.text, headers, out.bytes);
+  }
   deps.metrics.overhead((sentAt - ctx.startedAt + performance.now() - afterUpstream) / 1000);
 }
