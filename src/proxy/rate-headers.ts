@@ -12,11 +12,19 @@ function tightest(states: readonly CounterState[], metric: 'requests' | 'tokens'
   return best;
 }
 
+// Header names as constants: names built by a template per request were concatenated and then
+// looked up in V8's string table on every property store.
+const NAMES = {
+  requests: ['x-ratelimit-limit-requests', 'x-ratelimit-remaining-requests', 'x-ratelimit-reset-requests'],
+  tokens: ['x-ratelimit-limit-tokens', 'x-ratelimit-remaining-tokens', 'x-ratelimit-reset-tokens'],
+} as const;
+
 function put(h: Record<string, string>, metric: 'requests' | 'tokens', s: CounterState | undefined, now: number): void {
   if (!s) return;
-  h[`x-ratelimit-limit-${metric}`] = String(s.counter.max);
-  h[`x-ratelimit-remaining-${metric}`] = String(Math.max(0, s.remaining));
-  if (s.resetsAt !== null) h[`x-ratelimit-reset-${metric}`] = formatResetDuration(s.resetsAt - now);
+  const names = NAMES[metric];
+  h[names[0]] = String(s.counter.max);
+  h[names[1]] = String(Math.max(0, s.remaining));
+  if (s.resetsAt !== null) h[names[2]] = formatResetDuration(s.resetsAt - now);
 }
 
 export function rateLimitHeaders(states: readonly CounterState[], now: number, into: Record<string, string> = {}): Record<string, string> {
