@@ -3,7 +3,7 @@
 // usage chunk only for clients that asked for it (DESIGN §6). Nothing here settles money: the
 // caller gets an outcome and the reason the stream ended.
 import type { ServerResponse } from 'node:http';
-import { createSseTap, formatSseError, SSE_DONE, type SseObservation } from './sse-usage.js';
+import { createSseTap, formatSseError, SSE_DONE, type SseObservation, type SseTap } from './sse-usage.js';
 import type { UpstreamResponse } from './upstream/types.js';
 
 export type StreamEnd =
@@ -90,12 +90,22 @@ export async function relaySse(res: ServerResponse, up: UpstreamResponse, opts: 
   try {
     for await (const chunk of up.body) {
       if (firstByteAt === null) firstByteAt = performance.now();
+      if (!opts.watch) {
+        const out = tap.push(chunk);
+        // The upstream's last chunk (onComplete usually runs in the same read as its last
+        // onData): it leaves with the end of the response, one socket write instead of two.
+        if (up.ended?.()) return finishStream(res, tap, opts, out, result);
+        const wait = send(res, out);
+        if (wait) await wait;
+        if (opts.clientGone()) return result({ kind: 'client_gone' });
+        continue;
+      }
       // A watched stream is judged event by event, so a burst cannot run past the reservation.
-      for (const piece of opts.watch ? splitAfterEvents(chunk) : [chunk]) {
+      for (const piece of splitAfterEvents(chunk)) {
         const wait = send(res, tap.push(piece));
         if (wait) await wait;
         if (opts.clientGone()) return result({ kind: 'client_gone' });
-        const refusal = opts.watch ? await opts.watch.check(tap.state) : null;
+        const refusal = await opts.watch.check(tap.state);
         if (refusal) {
           up.discard();
           await write(res, [Buffer.from(formatSseError(refusal)), Buffer.from(SSE_DONE)]);
@@ -113,15 +123,28 @@ export async function relaySse(res: ServerResponse, up: UpstreamResponse, opts: 
     res.end();
     return result({ kind: 'upstream_failed', code });
   }
+  return finishStream(res, tap, opts, [], result);
+}
+
+/** Upstream EOF: `pending` (bytes not yet sent) and the tap's tail go out with the end of the response. */
+async function finishStream(
+  res: ServerResponse,
+  tap: SseTap,
+  opts: RelayOptions,
+  pending: readonly Uint8Array[],
+  result: (end: StreamEnd) => StreamResult,
+): Promise<StreamResult> {
   if (opts.clientGone()) return result({ kind: 'client_gone' });
   const last = tap.end();
   if (tap.state.truncated && !tap.state.done) {
     // EOF inside an event: the stream was cut, not finished; say so rather than end cleanly.
+    await write(res, pending);
     await write(res, [Buffer.from(formatSseError({ message: 'The upstream stream ended in the middle of an event.', type: 'upstream_error', code: 'upstream_error' }))]);
     res.end();
     return result({ kind: 'upstream_failed', code: 'upstream_error' });
   }
-  if (last.length > 0 && !res.destroyed) res.end(last.length === 1 ? last[0] : Buffer.concat(last));
+  const out = pending.length === 0 ? last : last.length === 0 ? pending : [...pending, ...last];
+  if (out.length > 0 && !res.destroyed) res.end(out.length === 1 ? out[0] : Buffer.concat(out));
   else res.end();
   return result({ kind: 'complete' });
 }

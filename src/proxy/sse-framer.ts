@@ -24,8 +24,10 @@ export function toBuffer(chunk: Uint8Array): Buffer {
 
 export interface SseEvent {
   name: string;
-  /** The data lines, as bytes (latin1 strings: one character per byte). */
-  data: string[];
+  /** The data lines joined by LF (the SSE rule), as bytes (a latin1 string: one character per byte). */
+  data: string;
+  /** How many data lines the event had (0: none, so no data at all; 1 with data '' is an empty data line). */
+  dataLines: number;
   /** The data parsed as JSON (undefined when it is not JSON), or UNPARSED: see eventJson. */
   json: unknown;
   /** Whether the data holds a `"usage"` key, once someone has looked (null until then). */
@@ -53,7 +55,10 @@ export class SseFramer {
   /** An unfinished line from earlier chunks, as bytes. */
   private carry = '';
   private name = '';
-  private data: string[] = [];
+  // The data so far as one string, not a list of lines: an array per event (and the backing
+  // store its first push allocated) was most of what framing allocated.
+  private data = '';
+  private dataLines = 0;
   private lines = 0;
 
   get atBoundary(): boolean {
@@ -98,15 +103,19 @@ export class SseFramer {
     this.lines++;
     const c = s.charCodeAt(start);
     if (c === COLON) this.comments++;
-    else if (isField(s, start, stop, 'data')) this.data.push(fieldValue(s, start + 4, stop));
+    else if (isField(s, start, stop, 'data')) {
+      const value = fieldValue(s, start + 4, stop);
+      this.data = this.dataLines++ === 0 ? value : `${this.data}\n${value}`;
+    }
     else if (isField(s, start, stop, 'event')) this.name = latin1ToText(fieldValue(s, start + 5, stop));
     return null;
   }
 
   private take(): SseEvent {
-    const event: SseEvent = { name: this.name, data: this.data, json: UNPARSED, usageKey: null };
+    const event: SseEvent = { name: this.name, data: this.data, dataLines: this.dataLines, json: UNPARSED, usageKey: null };
     this.name = '';
-    this.data = [];
+    this.data = '';
+    this.dataLines = 0;
     this.lines = 0;
     return event;
   }
@@ -135,7 +144,7 @@ export function latin1ToText(bytes: string): string {
 
 /** An event's data lines as bytes, joined by LF (the SSE rule for multi-line data). */
 export function dataBytes(event: SseEvent): string {
-  return event.data.length === 1 ? event.data[0]! : event.data.join('\n');
+  return event.data;
 }
 
 /** An event's data as text (UTF-8 decoded). */

@@ -69,15 +69,10 @@ function endsWithEvent(buf: Buffer): boolean {
   return buf[n - 2] === LF || (n >= 4 && buf[n - 2] === CR && buf[n - 3] === LF);
 }
 
-function hasUsageKey(lines: readonly string[]): boolean {
-  for (const line of lines) if (line.includes('"usage"')) return true;
-  return false;
-}
-
 /** null keeps the event's bytes as they are, '' drops it, any other string replaces it. */
 function rewriteEvent(event: SseEvent, includeUsage: boolean): string | null {
   // The observer, when there is one, has already looked for the key (and parsed a usage event).
-  if (!(event.usageKey ?? hasUsageKey(event.data))) return null;
+  if (!(event.usageKey ?? event.data.includes('"usage"'))) return null;
   if (!NON_NULL_USAGE_RE.test(dataBytes(event))) return null;
   const parsed = eventJson(event);
   if (!isRecord(parsed) || !isRecord(parsed.usage)) return null;

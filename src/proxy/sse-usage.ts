@@ -144,7 +144,7 @@ export function createSseObserver(): SseObserver {
 }
 
 function observeEvent(state: SseObservation, event: SseEvent): void {
-  if (event.data.length === 0) return;
+  if (event.dataLines === 0) return;
   // The data as bytes (latin1); decoded to text only when it must be parsed.
   const bytes = dataBytes(event);
   if (bytes === '[DONE]') {

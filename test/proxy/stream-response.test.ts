@@ -7,7 +7,9 @@ import type { AddressInfo } from 'node:net';
 import { Pool } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClientAbort } from '../../src/proxy/client-abort.js';
+import { relaySse } from '../../src/proxy/relay-sse.js';
 import { requestStream } from '../../src/proxy/upstream/stream-response.js';
+import type { UpstreamResponse } from '../../src/proxy/upstream/types.js';
 
 type Route = (res: ServerResponse) => void;
 let server: Server;
@@ -131,5 +133,101 @@ describe('requestStream', () => {
     const gone = new ClientAbort();
     gone.abort();
     await expect(call('/short', gone)).rejects.toMatchObject({ name: 'AbortError' });
+  });
+
+  it('says the body ended only once the upstream finished cleanly and every chunk was taken', async () => {
+    routes.set('/two', (res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write('data: 1\n\n');
+      setTimeout(() => res.end('data: 2\n\n'), 20);
+    });
+    const up = await call('/two');
+    const it = up.body[Symbol.asyncIterator]();
+    expect((await it.next()).value?.toString()).toBe('data: 1\n\n');
+    expect(up.ended?.()).toBe(false);
+    expect((await it.next()).value?.toString()).toBe('data: 2\n\n');
+    await expect.poll(() => up.ended?.(), { timeout: 1_000 }).toBe(true);
+    expect((await it.next()).done).toBe(true);
+
+    routes.set('/broken', (res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write('data: 1\n\n', () => setTimeout(() => res.socket?.destroy(), 20));
+    });
+    const broken = await call('/broken');
+    const bi = broken.body[Symbol.asyncIterator]();
+    await bi.next();
+    await expect(bi.next()).rejects.toThrow();
+    expect(broken.ended?.()).toBe(false);
+  });
+});
+
+describe('relaySse', () => {
+  /** A response that records what was written, and whether in end(). */
+  function recordingResponse() {
+    const calls: Array<{ kind: 'write' | 'end'; data: string }> = [];
+    const res = {
+      destroyed: false,
+      writableFinished: false,
+      writeHead: () => res,
+      write: (d: Uint8Array | string) => {
+        calls.push({ kind: 'write', data: Buffer.from(d).toString() });
+        return true;
+      },
+      end: (d?: Uint8Array | string) => {
+        calls.push({ kind: 'end', data: d === undefined ? '' : Buffer.from(d).toString() });
+        return res;
+      },
+      once: () => res,
+      off: () => res,
+    };
+    return { res: res as unknown as ServerResponse, calls };
+  }
+
+  function upstream(chunks: string[], endedAfterLast: boolean): UpstreamResponse {
+    let taken = 0;
+    return {
+      status: 200,
+      headers: {},
+      body: (async function* () {
+        for (const c of chunks) {
+          taken++;
+          yield Buffer.from(c);
+        }
+      })(),
+      discard: () => {},
+      ended: () => endedAfterLast && taken === chunks.length,
+    };
+  }
+
+  const opts = () => ({ includeUsage: false, headers: {}, clientGone: () => false, watch: null });
+  const usage = 'data: {"id":"x","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2}}\n\n';
+
+  it('sends the last chunk with the end of the response when the upstream has already finished', async () => {
+    const { res, calls } = recordingResponse();
+    const r = await relaySse(res, upstream(['data: {"choices":[{"delta":{"content":"a"}}]}\n\n', `data: {"choices":[{"delta":{"content":"b"}}]}\n\n${usage}data: [DONE]\n\n`], true), opts());
+    expect(r.end).toEqual({ kind: 'complete' });
+    expect(calls.map((c) => c.kind)).toEqual(['write', 'end']);
+    expect(calls[1]!.data).toBe('data: {"choices":[{"delta":{"content":"b"}}]}\n\ndata: [DONE]\n\n');
+    expect(r.state.usage).toMatchObject({ promptTokens: 1, completionTokens: 2 });
+  });
+
+  it('without that signal writes every chunk, then ends', async () => {
+    const { res, calls } = recordingResponse();
+    await relaySse(res, upstream(['data: {"choices":[{"delta":{"content":"a"}}]}\n\n', 'data: [DONE]\n\n'], false), opts());
+    expect(calls).toEqual([
+      { kind: 'write', data: 'data: {"choices":[{"delta":{"content":"a"}}]}\n\n' },
+      { kind: 'write', data: 'data: [DONE]\n\n' },
+      { kind: 'end', data: '' },
+    ]);
+  });
+
+  it('a last chunk cut inside an event still goes out before the error event', async () => {
+    const { res, calls } = recordingResponse();
+    const r = await relaySse(res, upstream(['data: {"choices":[{"delta":{"content":"a"}}]}\n\ndata: {"cho'], true), opts());
+    expect(r.end).toEqual({ kind: 'upstream_failed', code: 'upstream_error' });
+    const text = calls.map((c) => c.data).join('');
+    expect(text.startsWith('data: {"choices":[{"delta":{"content":"a"}}]}\n\n')).toBe(true);
+    expect(text).toContain('"code":"upstream_error"');
+    expect(calls.at(-1)!.kind).toBe('end');
   });
 });

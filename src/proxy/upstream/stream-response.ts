@@ -33,26 +33,36 @@ class Head implements UpstreamResponse {
   discard(): void {
     this.body.discard();
   }
+
+  ended(): boolean {
+    return this.body.endedCleanly();
+  }
 }
 
 class StreamHandler implements Dispatcher.DispatchHandler, AsyncIterableIterator<Buffer> {
   private abortRequest: ((err: Error) => void) | null = null;
   private resumeSocket: (() => void) | null = null;
-  private head: { resolve: (r: UpstreamResponse) => void; reject: (err: Error) => void } | null;
+  // Callbacks in fields of their own rather than { resolve, reject } literals: a literal site
+  // V8 pretenures puts each request's promise chain behind an old-space object until the next
+  // full GC (see client-abort.ts).
+  private headResolve: ((r: UpstreamResponse) => void) | null;
+  private headReject: ((err: Error) => void) | null;
   private readonly queue: Buffer[] = [];
   private queued = 0;
   private paused = false;
   private ended = false;
   private failure: Error | null = null;
   private discarded = false;
-  private waiter: { resolve: (r: IteratorResult<Buffer>) => void; reject: (err: Error) => void } | null = null;
+  private waitResolve: ((r: IteratorResult<Buffer>) => void) | null = null;
+  private waitReject: ((err: Error) => void) | null = null;
 
   constructor(
     private readonly signal: ClientAbort,
     resolve: (r: UpstreamResponse) => void,
     reject: (err: Error) => void,
   ) {
-    this.head = { resolve, reject };
+    this.headResolve = resolve;
+    this.headReject = reject;
     signal.onAbort(this.onAbort);
   }
 
@@ -66,18 +76,18 @@ class StreamHandler implements Dispatcher.DispatchHandler, AsyncIterableIterator
   onHeaders(status: number, raw: Buffer[], resume: () => void): boolean {
     if (status < 200) return true; // 1xx: the real answer follows
     this.resumeSocket = resume;
-    const head = this.head;
-    this.head = null;
-    head?.resolve(new Head(status, raw, this));
+    const resolve = this.headResolve;
+    this.headResolve = null;
+    this.headReject = null;
+    resolve?.(new Head(status, raw, this));
     return true;
   }
 
   onData(chunk: Buffer): boolean {
     if (this.discarded) return true;
-    const w = this.waiter;
+    const w = this.takeWaiter();
     if (w) {
-      this.waiter = null;
-      w.resolve({ value: chunk, done: false });
+      w({ value: chunk, done: false });
       return true;
     }
     this.queue.push(chunk);
@@ -90,25 +100,40 @@ class StreamHandler implements Dispatcher.DispatchHandler, AsyncIterableIterator
   onComplete(): void {
     this.ended = true;
     this.signal.offAbort(this.onAbort);
-    const w = this.waiter;
-    this.waiter = null;
-    w?.resolve(DONE);
+    this.takeWaiter()?.(DONE);
   }
 
   onError(err: Error): void {
     this.signal.offAbort(this.onAbort);
-    if (this.head) {
-      const head = this.head;
-      this.head = null;
-      head.reject(err);
+    const headReject = this.headReject;
+    if (headReject) {
+      this.headResolve = null;
+      this.headReject = null;
+      headReject(err);
       return;
     }
     if (this.discarded || this.ended) return;
     this.failure = err;
-    const w = this.waiter;
-    this.waiter = null;
-    w?.reject(err);
-    if (w) this.ended = true; // the error was delivered: the iterator is finished
+    const reject = this.waitReject;
+    this.waitResolve = null;
+    this.waitReject = null;
+    if (reject) {
+      reject(err);
+      this.ended = true; // the error was delivered: the iterator is finished
+    }
+  }
+
+  /** The waiting next()'s resolve, taken (its reject goes with it), or null. */
+  private takeWaiter(): ((r: IteratorResult<Buffer>) => void) | null {
+    const resolve = this.waitResolve;
+    this.waitResolve = null;
+    this.waitReject = null;
+    return resolve;
+  }
+
+  /** The upstream finished without error and the relay has taken every chunk. */
+  endedCleanly(): boolean {
+    return this.ended && this.failure === null && !this.discarded && this.queue.length === 0;
   }
 
   /** Stops reading: the request is aborted, the connection released, and iteration ends. */
@@ -119,9 +144,7 @@ class StreamHandler implements Dispatcher.DispatchHandler, AsyncIterableIterator
     this.queued = 0;
     this.signal.offAbort(this.onAbort);
     if (!this.ended) this.abortRequest?.(new errors.RequestAbortedError());
-    const w = this.waiter;
-    this.waiter = null;
-    w?.resolve(DONE);
+    this.takeWaiter()?.(DONE);
   }
 
   next(): Promise<IteratorResult<Buffer>> {
@@ -141,7 +164,8 @@ class StreamHandler implements Dispatcher.DispatchHandler, AsyncIterableIterator
     }
     if (this.ended || this.discarded) return Promise.resolve(DONE);
     return new Promise((resolve, reject) => {
-      this.waiter = { resolve, reject };
+      this.waitResolve = resolve;
+      this.waitReject = reject;
     });
   }
 

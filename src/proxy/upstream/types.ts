@@ -22,6 +22,12 @@ export interface UpstreamResponse {
   body: AsyncIterable<Buffer>;
   /** Releases the connection without reading the rest (client gone, stream cut). */
   discard(): void;
+  /**
+   * Whether the body has ended cleanly with every chunk taken (the iterator would say done):
+   * the relay then sends the last chunk and the end of the response in one write. Optional: a
+   * body that cannot tell is read to its end.
+   */
+  ended?(): boolean;
 }
 
 /** A non-streaming answer, read whole. */
