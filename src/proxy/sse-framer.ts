@@ -134,12 +134,11 @@ function fieldValue(s: string, nameEnd: number, stop: number): string {
   return s.slice(s.charCodeAt(from) === 0x20 ? from + 1 : from, stop);
 }
 
+const NON_ASCII = /[\x80-\xff]/; // a latin1 string holds bytes: above 0x7f is not ASCII
+
 /** UTF-8 bytes held in a latin1 string, decoded (ASCII-only strings are already their text). */
 export function latin1ToText(bytes: string): string {
-  for (let i = 0; i < bytes.length; i++) {
-    if (bytes.charCodeAt(i) > 0x7f) return Buffer.from(bytes, 'latin1').toString('utf8');
-  }
-  return bytes;
+  return NON_ASCII.test(bytes) ? Buffer.from(bytes, 'latin1').toString('utf8') : bytes;
 }
 
 /** An event's data lines as bytes, joined by LF (the SSE rule for multi-line data). */

@@ -19,16 +19,19 @@ import { createSseRewriter } from './sse-rewriter.js';
 export { createSseRewriter, type SseRewriter } from './sse-rewriter.js';
 
 const QUOTE = 0x22;
-// One pass of one compiled regex over each event finds the keys the observer cares about:
-// - fields whose string values are completion text the client has received (OpenRouter streams
-//   reasoning as delta.reasoning; tool calls as function.arguments), each string then skipped;
-// - "usage" and "error" keys, which decide whether the event is parsed.
+// Two compiled regexes find the keys the observer cares about:
+// - USAGE_OR_ERROR_KEY, on every event: "usage" and "error" keys, which decide whether the
+//   event is parsed (a false match costs a parse, never a wrong answer: the parse decides);
+// - KEY_RE, when the delivered text is measured (see Observation): fields whose string values
+//   are completion text the client has received (OpenRouter streams reasoning as
+//   delta.reasoning; tool calls as function.arguments), each string then skipped.
 // String#includes and String#indexOf with these patterns build their search tables on every
 // call: three of them per event were a third of the observer's time (measured). A quote inside
-// a JSON string is escaped, so none of these can match inside a string value of valid JSON.
-const KEY_RE = /"(?:(?:content|reasoning|refusal|arguments)"[ \t\r\n]*:[ \t\r\n]*"|usage"|error")/g;
+// a JSON string is escaped, so KEY_RE cannot match inside a string value of valid JSON.
+const KEY_RE = /"(?:content|reasoning|refusal|arguments)"[ \t\r\n]*:[ \t\r\n]*"/g;
 const KEY_USAGE = 1;
 const KEY_ERROR = 2;
+const USAGE_OR_ERROR_KEY = /"(?:usage|error)"(?=[ \t\r\n]*:)/g;
 const JSON_NUMBER = /-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
 
 export const SSE_DONE = 'data: [DONE]\n\n';
@@ -81,10 +84,81 @@ export function formatSseError(err: { message: string; type: string; code: strin
   return formatSseData({ error });
 }
 
-const newObservation = (): SseObservation => ({
-  usage: null, done: false, error: null, events: 0, comments: 0, deltas: 0,
-  deliveredChars: 0, deliveredBytes: 0, id: null, model: null, atBoundary: true, truncated: false,
-});
+/** Data of events not measured yet past which they are measured at once (bounds what is kept). */
+const MAX_UNMEASURED = 64 * 1024;
+
+/**
+ * The observation, with the delivered-text figures measured lazily: each event's data is kept
+ * (a view of its chunk's string) and scanned for completion text only when deltas,
+ * deliveredChars or deliveredBytes is read, or when 64 KB are waiting. Those figures serve
+ * streams the upstream never reports usage for and the quota watch of streams without
+ * max_tokens; for a stream that ends with its usage nobody reads them, and scanning every
+ * event for them was a third of the observer's time. Everything else is kept up to date.
+ */
+class Observation implements SseObservation {
+  usage: StreamUsage | null = null;
+  done = false;
+  error: StreamError | null = null;
+  events = 0;
+  comments = 0;
+  atBoundary = true;
+  truncated = false;
+  measured = { deltas: 0, chars: 0, bytes: 0 };
+  private unmeasured: string[] = [];
+  private unmeasuredSize = 0;
+  // The first data event, read for its id and model when asked (nothing on the request path does).
+  private first: string | null = null;
+  private identity: { id: string | null; model: string | null } | null = null;
+
+  get id(): string | null {
+    return this.readIdentity().id;
+  }
+
+  get model(): string | null {
+    return this.readIdentity().model;
+  }
+
+  /** The first data event's bytes (called once per stream). */
+  setFirst(bytes: string): void {
+    this.first = bytes;
+  }
+
+  private readIdentity(): { id: string | null; model: string | null } {
+    this.identity ??= this.first === null ? { id: null, model: null } : readIdentity(this.first);
+    return this.identity;
+  }
+
+  get deltas(): number {
+    return this.flush().deltas;
+  }
+
+  get deliveredChars(): number {
+    return this.flush().chars;
+  }
+
+  get deliveredBytes(): number {
+    return this.flush().bytes;
+  }
+
+  /** Queues an event's data (as bytes) to be measured. */
+  defer(bytes: string): void {
+    this.unmeasured.push(bytes);
+    this.unmeasuredSize += bytes.length;
+    if (this.unmeasuredSize > MAX_UNMEASURED) this.flush();
+  }
+
+  private flush(): { deltas: number; chars: number; bytes: number } {
+    const m = this.measured;
+    if (this.unmeasured.length === 0) return m;
+    for (const bytes of this.unmeasured) measureText(m, bytes);
+    this.unmeasured.length = 0;
+    this.unmeasuredSize = 0;
+    return m;
+  }
+
+}
+
+const newObservation = () => new Observation();
 
 /** The relay's view of a stream: what the observer reports and what the rewriter sends, from one framing pass. */
 export interface SseTap {
@@ -143,7 +217,7 @@ export function createSseObserver(): SseObserver {
   };
 }
 
-function observeEvent(state: SseObservation, event: SseEvent): void {
+function observeEvent(state: Observation, event: SseEvent): void {
   if (event.dataLines === 0) return;
   // The data as bytes (latin1); decoded to text only when it must be parsed.
   const bytes = dataBytes(event);
@@ -155,8 +229,9 @@ function observeEvent(state: SseObservation, event: SseEvent): void {
   // Parsed at most once (the parse is kept on the event, for the rewriter too), and only for the
   // events that need it: a usage, an error. The first event's identity is read by a scan.
   if (event.name === 'error') state.error = extractError(wrapError(eventJson(event), latin1ToText(bytes)));
-  if (state.events === 1) readIdentity(state, bytes);
-  const keys = scanEvent(state, bytes);
+  if (state.events === 1) state.setFirst(bytes);
+  state.defer(bytes);
+  const keys = keysOf(bytes);
   event.usageKey = (keys & KEY_USAGE) !== 0;
   if (event.usageKey && NON_NULL_USAGE_RE.test(bytes)) {
     state.usage = extractUsage(eventJson(event), bytes) ?? state.usage;
@@ -176,9 +251,9 @@ function wrapError(parsed: unknown, text: string): unknown {
  * escaped key names are decoded. On invalid JSON (which JSON.parse would reject) a scan may still
  * find strings up to the point where the text goes wrong.
  */
-function readIdentity(state: SseObservation, bytes: string): void {
+function readIdentity(bytes: string): { id: string | null; model: string | null } {
   const open = skipWs(bytes, 0);
-  if (bytes.charCodeAt(open) !== 0x7b) return;
+  if (bytes.charCodeAt(open) !== 0x7b) return { id: null, model: null };
   let id: string | null = null;
   let model: string | null = null;
   let depth = 0;
@@ -201,8 +276,7 @@ function readIdentity(state: SseObservation, bytes: string): void {
     } else if (c === 0x7b || c === 0x5b) depth++;
     else if ((c === 0x7d || c === 0x5d) && --depth < 0) break;
   }
-  if (id !== null) state.id = id;
-  if (model !== null) state.model = model;
+  return { id, model };
 }
 
 /** The JSON string starting at `at`, decoded, or null when there is no (valid) string there. */
@@ -213,30 +287,34 @@ function stringValueAt(bytes: string, at: number): string | null {
 }
 
 /**
- * Measures the completion text the event delivers and says which of the "usage" and "error"
- * keys it holds (KEY_* bits). A scan instead of JSON.parse: this runs on every chunk of every
- * stream. `bytes` is the event's data as a latin1 string, so a string value's raw length is its
- * UTF-8 size; values with escapes are decoded properly.
+ * Which of the "usage" and "error" keys the event's data holds (KEY_* bits): a key is a string
+ * followed by a colon, so a text value "usage" is not one. Runs on every event, so it is one
+ * compiled regex and test() (no match array); the event is parsed only when a key is there.
  */
-function scanEvent(state: SseObservation, bytes: string): number {
+function keysOf(bytes: string): number {
   let keys = 0;
+  USAGE_OR_ERROR_KEY.lastIndex = 0;
+  while (USAGE_OR_ERROR_KEY.test(bytes)) {
+    // The match is the key and its quotes: its first letter tells which one.
+    keys |= bytes.charCodeAt(USAGE_OR_ERROR_KEY.lastIndex - 6) === 0x75 /* u */ ? KEY_USAGE : KEY_ERROR;
+    if (keys === (KEY_USAGE | KEY_ERROR)) break;
+  }
+  return keys;
+}
+
+/**
+ * Measures the completion text an event delivers into `m`. A scan instead of JSON.parse: it
+ * may run on every event of a stream. `bytes` is the event's data as a latin1 string, so a
+ * string value's raw length is its UTF-8 size; values with escapes are decoded properly.
+ */
+function measureText(m: { deltas: number; chars: number; bytes: number }, bytes: string): void {
   let chars = 0;
   let size = 0;
   KEY_RE.lastIndex = 0;
-  // test() rather than exec(): the match is told apart by the character before its closing
-  // quote (usage" and error" end in e and r; a text key's match ends in :"), and no match
-  // array is built per key (they were a tenth of the bytes a stream allocated).
+  // test() rather than exec(): the match ends at the value's opening quote, and no match array
+  // is built per key.
   while (KEY_RE.test(bytes)) {
     const open = KEY_RE.lastIndex - 1;
-    const last = bytes.charCodeAt(open - 1);
-    if (last === 0x65 /* e */) {
-      keys |= KEY_USAGE;
-      continue;
-    }
-    if (last === 0x72 /* r */) {
-      keys |= KEY_ERROR;
-      continue;
-    }
     const close = stringEnd(bytes, open);
     if (close === -1) {
       // An unterminated string: the event is not valid JSON, so it is never parsed; only the
@@ -258,11 +336,10 @@ function scanEvent(state: SseObservation, bytes: string): number {
     }
   }
   if (chars !== 0) {
-    state.deltas++;
-    state.deliveredChars += chars;
-    state.deliveredBytes += size;
+    m.deltas++;
+    m.chars += chars;
+    m.bytes += size;
   }
-  return keys;
 }
 
 /** UTF-16 length of the text that UTF-8 bytes (held one per character) encode: lead bytes count, 4-byte sequences twice. */

@@ -26,11 +26,19 @@ const CAPTURE = [
   SSE_DONE,
 ].join('');
 
+/** Every field of an observation as plain data (the delivered-text figures are getters, measured when read). */
+function plain(s: Readonly<SseObservation>): SseObservation {
+  return {
+    usage: s.usage, done: s.done, error: s.error, events: s.events, comments: s.comments, deltas: s.deltas,
+    deliveredChars: s.deliveredChars, deliveredBytes: s.deliveredBytes, id: s.id, model: s.model, atBoundary: s.atBoundary, truncated: s.truncated,
+  };
+}
+
 function observe(parts: Array<string | Uint8Array>, end = true): SseObservation {
   const observer = createSseObserver();
   for (const p of parts) observer.push(typeof p === 'string' ? Buffer.from(p) : p);
   if (end) observer.end();
-  return { ...observer.state };
+  return plain(observer.state);
 }
 
 function rewrite(parts: Array<string | Uint8Array>, includeUsage: boolean): string {
@@ -178,6 +186,21 @@ describe('createSseObserver', () => {
     expect(state.deltas).toBe(3);
   });
 
+  it('measures delivered text exactly on long streams (measured in batches) and when read midway', () => {
+    const observer = createSseObserver();
+    let chars = 0;
+    for (let i = 0; i < 3000; i++) {
+      const text = `w${i} ü`.repeat(8); // 3,000 events of ~120 bytes: past the 64 KB kept unmeasured
+      chars += text.length;
+      observer.push(Buffer.from(chunk(`"choices":[{"index":0,"delta":{"content":"${text}"}}]`)));
+      if (i === 1500) expect(observer.state.deltas).toBe(1501);
+    }
+    observer.end();
+    expect(observer.state.deltas).toBe(3000);
+    expect(observer.state.deliveredChars).toBe(chars);
+    expect(observer.state.deliveredBytes).toBe(chars + 3000 * 8); // each ü is 2 bytes
+  });
+
   it('reports event boundaries so the proxy can cut the stream between events', () => {
     const observer = createSseObserver();
     const first = chunk('"choices":[]');
@@ -276,7 +299,7 @@ describe('createSseTap (the relay: one framing pass for both)', () => {
         for (const p of parts) out.push(...tap.push(p));
         out.push(...tap.end());
         expect(Buffer.concat(out).toString()).toBe(rewrite(parts, includeUsage));
-        expect({ ...tap.state }).toEqual(observe(parts));
+        expect(plain(tap.state)).toEqual(observe(parts));
       }
     }
   });

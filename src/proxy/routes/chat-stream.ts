@@ -72,7 +72,9 @@ export async function relayChatStream(call: ChatCall, headers: Record<string, st
   });
   const endedAt = performance.now();
   outcome.reported = reported(r.state.usage);
-  outcome.completionEstimate = completionTokenEstimate(r.state.deliveredBytes);
+  // The estimate bills a stream whose usage never came; reading deliveredBytes measures the
+  // delivered text (see sse-usage.ts), so a stream billed by its reported usage skips that.
+  if (!outcome.reported) outcome.completionEstimate = completionTokenEstimate(r.state.deliveredBytes);
   outcome.ttfbMs = r.firstByteAt === null ? null : Math.round(r.firstByteAt - ctx.startedAt);
   if (r.end.kind === 'client_gone') {
     up.discard();
