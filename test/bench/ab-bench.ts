@@ -10,7 +10,7 @@
 // AB_MODES (json,stream), AB_ENV_B ("K=V …": environment of B only), AB_NODE_FLAGS_B (node's flags for B only).
 import { join } from 'node:path';
 import { Pool } from 'undici';
-import { chatOnce, cpuSeconds, median, ROOT, setupBenchGateway, startGateway, startProcess, type Target } from './kit.js';
+import { chatOnce, cpuSeconds, loadTogether, median, ROOT, setupBenchGateway, startGateway, startProcess, type Target } from './kit.js';
 
 const RATE = Number(process.env.AB_RATE ?? 1500);
 const SECONDS = Number(process.env.AB_SECONDS ?? 6);
@@ -18,21 +18,8 @@ const ROUNDS = Number(process.env.AB_ROUNDS ?? 5);
 const MODES = (process.env.AB_MODES ?? 'json,stream').split(',');
 const CONNECTIONS = 50;
 
-/** Keeps CONNECTIONS requests in flight on each target at once (closed loop) for `ms`. */
 async function saturate(targets: Target[], pools: Pool[], stream: boolean, ms: number): Promise<{ done: number[]; missed: number[] }> {
-  const done = targets.map(() => 0);
-  const end = performance.now() + ms;
-  await Promise.all(
-    targets.flatMap((t, i) =>
-      Array.from({ length: CONNECTIONS }, async () => {
-        while (performance.now() < end) {
-          await chatOnce(pools[i]!, t, stream);
-          done[i]!++;
-        }
-      }),
-    ),
-  );
-  return { done, missed: targets.map(() => 0) };
+  return { done: await loadTogether(targets, pools, stream, ms, CONNECTIONS), missed: targets.map(() => 0) };
 }
 
 /** Offers `rate` requests/s to each target at once (open loop) for `ms`; returns requests done per target. */

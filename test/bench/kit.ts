@@ -60,6 +60,23 @@ export async function chatOnce(pool: Pool, t: Target, stream: boolean): Promise<
   return { total: performance.now() - start, firstByte };
 }
 
+/** Keeps `connections` requests in flight on each target at the same time (closed loop) for `ms`; requests done per target. */
+export async function loadTogether(targets: readonly Target[], pools: readonly Pool[], stream: boolean, ms: number, connections: number): Promise<number[]> {
+  const done = targets.map(() => 0);
+  const end = performance.now() + ms;
+  await Promise.all(
+    targets.flatMap((t, i) =>
+      Array.from({ length: connections }, async () => {
+        while (performance.now() < end) {
+          await chatOnce(pools[i]!, t, stream);
+          done[i]!++;
+        }
+      }),
+    ),
+  );
+  return done;
+}
+
 /** A fresh store (SQLite unless `db` names another) with an org on the bench upstream and an org key under three limits. */
 export async function setupBenchGateway(upstreamUrl: string, opts: { db?: string; env?: Record<string, string> } = {}): Promise<{ db: string; key: string }> {
   const db = opts.db ?? join(tempDir('gw-bench-'), 'gateway.db');

@@ -4,8 +4,10 @@
 // added time to first streamed byte. Each server runs in its own process; CPU is read from
 // /proc/<pid>/stat the same way for each. Every target gets the same client, upstream and pool
 // settings and a 1 s warm-up; rounds interleave the targets and the median is printed, so a
-// busy spell on a shared machine hits all of them alike. A script that prints figures, not a test.
-// Knobs: BENCH_SECONDS, BENCH_ROUNDS, BENCH_SERIAL (0 skips), BENCH_TARGETS, BENCH_MODES, BENCH_PROFILE,
+// busy spell on a shared machine hits all of them alike. Then the bare proxy and the gateway
+// loaded at the same time (their ratios hold still through the machine's weather), the same
+// offered load for each, and one request at a time. A script that prints figures, not a test.
+// Knobs: BENCH_SECONDS, BENCH_ROUNDS, BENCH_SERIAL (0 skips), BENCH_SIDE (0 skips), BENCH_TARGETS, BENCH_MODES, BENCH_PROFILE,
 // BENCH_GATEWAY_NODE_FLAGS, BENCH_VARIANT_ENV (e.g. "GATEWAY_X=1 GATEWAY_Y=2": a second gateway
 // process with that environment, interleaved with the first, for A/B experiments on one machine),
 // BENCH_VARIANT_BIN (the variant runs this gateway-proxy instead, e.g. a worktree of another commit),
@@ -13,7 +15,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { Pool } from 'undici';
-import { chatOnce as once, cpuSeconds, median, ROOT, setupBenchGateway as setupGateway, startGateway, startProcess as start, type Target } from './kit.js';
+import { loadTogether, chatOnce as once, cpuSeconds, median, ROOT, setupBenchGateway as setupGateway, startGateway, startProcess as start, type Target } from './kit.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -26,6 +28,8 @@ const PROFILE = process.env.BENCH_PROFILE;
 // BENCH_MODES=json or =stream runs only that half (handy with BENCH_PROFILE).
 const MODES = (process.env.BENCH_MODES ?? 'json,stream').split(',');
 const PACED = process.env.BENCH_PACED !== '0';
+// BENCH_SIDE=0 skips the side-by-side comparison.
+const SIDE = process.env.BENCH_SIDE !== '0';
 
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
 
@@ -127,6 +131,46 @@ function medianOf(rs: LoadResult[]): LoadResult {
   return { rps: median(rs.map((r) => r.rps)), p50: median(rs.map((r) => r.p50)), p90: median(rs.map((r) => r.p90)), p99: median(rs.map((r) => r.p99)), cpuUs: median(rs.map((r) => r.cpuUs)), sysUs: median(rs.map((r) => r.sysUs)) };
 }
 
+/**
+ * The bare proxy and the gateway loaded at the same time, 50 connections each, closed loop: both
+ * share the machine's weather (a busy spell slows both alike), so their ratios hold still from
+ * round to round where the sequential figures above move with whatever else the machine does.
+ */
+async function sideBySide(pair: Target[]) {
+  console.log(`side by side: bare proxy and gateway loaded at the same time, ${CONCURRENCY} connections each (closed loop, median of ${ROUNDS} rounds of ${SECONDS} s):`);
+  console.log('  mode        bare req/s   gateway req/s   throughput   bare CPU µs/req   gateway CPU µs/req   CPU ratio (by round)');
+  for (const stream of [false, true].filter((s) => MODES.includes(s ? 'stream' : 'json'))) {
+    const pools = pair.map((t) => new Pool(t.url, { connections: CONCURRENCY, keepAliveTimeout: 60_000 }));
+    await loadTogether(pair, pools, stream, 1_000, CONCURRENCY); // warm-up
+    const rps: number[][] = [[], []];
+    const cpu: number[][] = [[], []];
+    const tput: number[] = [];
+    const ratio: number[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      const before = pair.map((t) => cpuSeconds(t.pid));
+      const t0 = performance.now();
+      const done = await loadTogether(pair, pools, stream, SECONDS * 1000, CONCURRENCY);
+      const secs = (performance.now() - t0) / 1000;
+      const us = pair.map((t, i) => {
+        const after = cpuSeconds(t.pid);
+        return ((after.user - before[i]!.user + after.sys - before[i]!.sys) / done[i]!) * 1e6;
+      });
+      for (const i of [0, 1]) {
+        rps[i]!.push(done[i]! / secs);
+        cpu[i]!.push(us[i]!);
+      }
+      tput.push(done[1]! / done[0]!);
+      ratio.push(us[1]! / us[0]!);
+    }
+    await Promise.all(pools.map((p) => p.close()));
+    const byRound = ratio.map((r) => f(r, 2)).join(' ');
+    console.log(
+      `  ${(stream ? 'streaming' : 'JSON').padEnd(10)} ${f(median(rps[0]!), 0).padStart(10)} ${f(median(rps[1]!), 0).padStart(15)} ${`${f(median(tput) * 100, 0)}%`.padStart(12)} ${f(median(cpu[0]!), 0).padStart(17)} ${f(median(cpu[1]!), 0).padStart(20)} ${`${f(median(ratio), 2)}×`.padStart(11)} (${byRound})`,
+    );
+  }
+  console.log('  targets: throughput ≥70% of the bare proxy, CPU/request ≤1.5×\n');
+}
+
 async function main() {
   const up = await start([join(ROOT, 'test/bench/upstream-server.mjs')]);
   const profile = PROFILE ? ['--cpu-prof', '--cpu-prof-interval=100', `--cpu-prof-dir=${PROFILE}`] : [];
@@ -172,6 +216,8 @@ async function main() {
     if (g && v) console.log(`  variant vs gateway: throughput ${f((v.rps / g.rps) * 100, 0)}%, CPU/request ${f(v.cpuUs / g.cpuUs, 2)}×`);
     console.log('');
   }
+  const pair = ['bare undici proxy', 'gateway-proxy'].map((n) => targets.find((t) => t.name === n)).filter((t): t is Target => t !== undefined);
+  if (SIDE && pair.length === 2) await sideBySide(pair);
   const g0 = results.JSON?.['gateway-proxy'];
   const pacedTargets = targets.filter((t) => t.name === 'bare undici proxy' || t.name === 'gateway-proxy');
   if (PACED && g0 && pacedTargets.length === 2) {
