@@ -126,25 +126,31 @@ export async function relaySse(res: ServerResponse, up: UpstreamResponse, opts: 
   return finishStream(res, tap, opts, [], result);
 }
 
-/** Upstream EOF: `pending` (bytes not yet sent) and the tap's tail go out with the end of the response. */
-async function finishStream(
+/**
+ * Upstream EOF: `pending` (bytes not yet sent) and the tap's tail go out with the end of the
+ * response. A value, not a promise, unless the stream was cut (an async function returning it
+ * would cost the caller's await extra turns of the microtask queue).
+ */
+function finishStream(
   res: ServerResponse,
   tap: SseTap,
   opts: RelayOptions,
   pending: readonly Uint8Array[],
   result: (end: StreamEnd) => StreamResult,
-): Promise<StreamResult> {
+): StreamResult | Promise<StreamResult> {
   if (opts.clientGone()) return result({ kind: 'client_gone' });
   const last = tap.end();
-  if (tap.state.truncated && !tap.state.done) {
-    // EOF inside an event: the stream was cut, not finished; say so rather than end cleanly.
-    await write(res, pending);
-    await write(res, [Buffer.from(formatSseError({ message: 'The upstream stream ended in the middle of an event.', type: 'upstream_error', code: 'upstream_error' }))]);
-    res.end();
-    return result({ kind: 'upstream_failed', code: 'upstream_error' });
-  }
+  if (tap.state.truncated && !tap.state.done) return endCut(res, pending, result);
   const out = pending.length === 0 ? last : last.length === 0 ? pending : [...pending, ...last];
   if (out.length > 0 && !res.destroyed) res.end(out.length === 1 ? out[0] : Buffer.concat(out));
   else res.end();
   return result({ kind: 'complete' });
+}
+
+/** EOF inside an event: the stream was cut, not finished; say so rather than end cleanly. */
+async function endCut(res: ServerResponse, pending: readonly Uint8Array[], result: (end: StreamEnd) => StreamResult): Promise<StreamResult> {
+  await write(res, pending);
+  await write(res, [Buffer.from(formatSseError({ message: 'The upstream stream ended in the middle of an event.', type: 'upstream_error', code: 'upstream_error' }))]);
+  res.end();
+  return result({ kind: 'upstream_failed', code: 'upstream_error' });
 }

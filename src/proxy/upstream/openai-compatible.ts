@@ -29,7 +29,22 @@ function target(org: SnapshotOrg, cache: Map<string, Target>): Target {
   return t;
 }
 
+// Per org object of the snapshot (read-only; a reload makes new ones), for JSON and for streams:
+// undici copies what it needs out of the object, so one serves every request.
+const headerCache = new WeakMap<SnapshotOrg, [Record<string, string> | undefined, Record<string, string> | undefined]>();
+
 function headersFor(org: SnapshotOrg, stream: boolean): Record<string, string> {
+  let cached = headerCache.get(org);
+  if (!cached) {
+    cached = [undefined, undefined];
+    headerCache.set(org, cached);
+  }
+  const i = stream ? 1 : 0;
+  cached[i] ??= buildHeaders(org, stream);
+  return cached[i]!;
+}
+
+function buildHeaders(org: SnapshotOrg, stream: boolean): Record<string, string> {
   const h: Record<string, string> = {
     'content-type': 'application/json',
     accept: stream ? 'text/event-stream' : 'application/json',
