@@ -83,21 +83,34 @@ function routeOf(method: string, path: string): string | null {
   }
 }
 
-async function dispatch(deps: ProxyDeps, route: string, ctx: RequestContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  switch (route) {
-    case 'chat':
-      return handleChat(deps, ctx, req, res);
-    case 'models':
-      return handleModels(deps, ctx, req, res);
-    case 'usage':
-      return handleUsage(deps, ctx, req, res);
-    case 'healthz':
-      return handleHealthz(res);
-    case 'readyz':
-      return handleReadyz(deps, res);
-    case 'metrics':
-      return handleMetrics(deps, res);
+const DONE = Promise.resolve();
+
+/**
+ * The route's own promise (not an async wrapper around it: that was one more promise and turn
+ * of the microtask queue per request); a handler that throws at once is a rejection here too.
+ */
+function dispatch(deps: ProxyDeps, route: string, ctx: RequestContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  try {
+    switch (route) {
+      case 'chat':
+        return handleChat(deps, ctx, req, res);
+      case 'models':
+        handleModels(deps, ctx, req, res);
+        return DONE;
+      case 'usage':
+        return handleUsage(deps, ctx, req, res);
+      case 'healthz':
+        handleHealthz(res);
+        return DONE;
+      case 'readyz':
+        return handleReadyz(deps, res);
+      case 'metrics':
+        return handleMetrics(deps, res);
+    }
+  } catch (err) {
+    return Promise.reject(err);
   }
+  return DONE;
 }
 
 /** A raw HTTP answer for a socket node refused to parse into a request. */
@@ -141,7 +154,9 @@ export function createProxyServer(deps: ProxyDeps): ProxyServer {
       const path = q === -1 ? url : url.slice(0, q);
       const route = routeOf(req.method ?? 'GET', path);
       // One close listener per request: it counts the answer and tells the handler (client gone?).
-      res.once('close', () => {
+      // on(), not once(): a response closes once, and once() wraps every listener in a bound
+      // function with a state object.
+      res.on('close', () => {
         ctx.closed = true;
         try {
           ctx.onClose?.();
