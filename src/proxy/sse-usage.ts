@@ -103,7 +103,7 @@ class Observation implements SseObservation {
   comments = 0;
   atBoundary = true;
   truncated = false;
-  measured = { deltas: 0, chars: 0, bytes: 0 };
+  private readonly measured = { deltas: 0, chars: 0, bytes: 0 };
   private unmeasured: string[] = [];
   private unmeasuredSize = 0;
   // The first data event, read for its id and model when asked (nothing on the request path does).
