@@ -7,10 +7,11 @@
 // B is the bare undici pass-through proxy of the main benchmark (the gateway's same-load ratio). A script that
 // prints figures, not a test.
 // Knobs: AB_RATE (requests/s for each, default 1500; 0: each as fast as it goes, closed loop), AB_SECONDS (6), AB_ROUNDS (5),
-// AB_MODES (json,stream), AB_ENV_B ("K=V …": environment of B only), AB_NODE_FLAGS_B (node's flags for B only).
+// AB_MODES (json,stream), AB_ENV_B ("K=V …": environment of B only), AB_NODE_FLAGS_B (node's flags for B only),
+// BENCH_PIN (0: no core pinning; pinned, A and B share the servers' cores, see kit.ts).
 import { join } from 'node:path';
 import { Pool } from 'undici';
-import { chatOnce, cpuSeconds, loadTogether, median, ROOT, setupBenchGateway, startGateway, startProcess, type Target } from './kit.js';
+import { chatOnce, cpuSeconds, loadTogether, median, pinning, pinningNote, pinSelf, ROOT, setupBenchGateway, startGateway, startProcess, type Target } from './kit.js';
 
 const RATE = Number(process.env.AB_RATE ?? 1500);
 const SECONDS = Number(process.env.AB_SECONDS ?? 6);
@@ -70,22 +71,24 @@ async function main() {
       .filter(Boolean)
       .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
   );
-  const up = await startProcess([join(ROOT, 'test/bench/upstream-server.mjs')]);
+  pinSelf();
+  const servers = pinning ? { cpus: pinning.servers } : {};
+  const up = await startProcess([join(ROOT, 'test/bench/upstream-server.mjs')], {}, pinning ? { cpus: pinning.load } : {});
   // Each side has its own store, so neither waits on the other's SQLite write lock.
   const stores = [await setupBenchGateway(up.url), await setupBenchGateway(up.url)];
-  const a = await startGateway(stores[0]!.db);
+  const a = await startGateway(stores[0]!.db, servers);
   const flagsB = process.env.AB_NODE_FLAGS_B?.split(' ').filter(Boolean) ?? [];
   const b =
     binB === 'bare'
-      ? await startProcess([...flagsB, join(ROOT, 'test/bench/bare-proxy.mjs'), `${up.url}/v1`], envB)
-      : await startGateway(stores[1]!.db, { bin: binB, env: envB, nodeFlags: flagsB });
+      ? await startProcess([...flagsB, join(ROOT, 'test/bench/bare-proxy.mjs'), `${up.url}/v1`], envB, servers)
+      : await startGateway(stores[1]!.db, { bin: binB, env: envB, nodeFlags: flagsB, ...servers });
   const targets: Target[] = [
     { name: 'A', url: a.url, pid: a.child.pid!, headers: { authorization: `Bearer ${stores[0]!.key}` } },
     { name: 'B', url: b.url, pid: b.child.pid!, headers: { authorization: `Bearer ${stores[1]!.key}` } },
   ];
   console.log(`A: ${join(ROOT, 'bin/gateway-proxy')}\nB: ${binB}${Object.keys(envB).length ? ` with ${process.env.AB_ENV_B}` : ''}${flagsB.length ? ` under node ${flagsB.join(' ')}` : ''}`);
   const load = RATE === 0 ? `${CONNECTIONS} requests kept in flight on each (closed loop)` : `${RATE} requests/s offered to each`;
-  console.log(`${load} at once, ${CONNECTIONS} connections each, ${SECONDS} s a round, ${ROUNDS} rounds\n`);
+  console.log(`${load} at once, ${CONNECTIONS} connections each, ${SECONDS} s a round, ${ROUNDS} rounds; ${pinningNote()}\n`);
   for (const stream of [false, true].filter((s) => MODES.includes(s ? 'stream' : 'json'))) {
     const pools = targets.map((t) => new Pool(t.url, { connections: CONNECTIONS, keepAliveTimeout: 60_000 }));
     await offer(targets, pools, stream, 3_000); // warm-up: JIT, pools, counters

@@ -1,7 +1,8 @@
 // What the benchmark scripts share: child processes that print "listening on <url>", CPU time
 // read from /proc, one chat request timed, and a bench org with a key on a fresh SQLite store.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { appendFileSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Pool } from 'undici';
@@ -11,15 +12,67 @@ export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const TICKS = 100; // USER_HZ on Linux
 
 /**
+ * Which cores the load and the servers measured run on. With BENCH_PIN=1 (the default on Linux
+ * with `taskset` and at least two cores; BENCH_PIN=0 turns it off) the load generator (this
+ * process) and the upstream share the first half of the cores and the servers measured (bare
+ * proxy, gateway) the other half, so a server never waits for the client that loads it or
+ * competes with it for a core. Unpinned on a 2-core machine all four processes share both cores
+ * and the scheduler's choices move CPU per request by ±15% from one run to the next; pinned, the
+ * per-round ratios of bare proxy and gateway loaded together hold within ~2%.
+ */
+export interface CpuPlan {
+  /** taskset -c list for this process and the upstream. */
+  load: string;
+  /** taskset -c list for the servers measured. */
+  servers: string;
+}
+
+export const pinning: CpuPlan | null = cpuPlan();
+
+function cpuPlan(): CpuPlan | null {
+  const want = process.env.BENCH_PIN;
+  if (want === '0' || process.platform !== 'linux') return null;
+  const cores = availableParallelism();
+  let ok = cores >= 2;
+  if (ok) {
+    try {
+      execFileSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' });
+    } catch {
+      ok = false;
+    }
+  }
+  if (!ok) {
+    if (want === '1') throw new Error('BENCH_PIN=1 needs Linux, taskset (util-linux) and at least two cores');
+    return null;
+  }
+  const half = Math.floor(cores / 2);
+  const list = (from: number, to: number) => (to - from === 1 ? String(from) : `${from}-${to - 1}`);
+  return { load: list(0, half), servers: list(half, cores) };
+}
+
+/** Moves this process (every thread it has) onto the load cores; a no-op when unpinned. */
+export function pinSelf(): void {
+  if (pinning) execFileSync('taskset', ['-a', '-p', '-c', pinning.load, String(process.pid)], { stdio: 'ignore' });
+}
+
+/** How the run was placed, for the header line of a benchmark. */
+export function pinningNote(): string {
+  return pinning ? `load generator and upstream on cores ${pinning.load}, servers measured on ${pinning.servers} (BENCH_PIN=0: unpinned)` : 'unpinned';
+}
+
+/**
  * A server process and the URL it prints once it listens: node unless `command` says otherwise
- * (valgrind, say, whose own report on stderr `quiet` drops).
+ * (valgrind, say, whose own report on stderr `quiet` drops). `cpus` (a taskset list) pins it and
+ * every thread it starts; taskset execs the command, so the child's pid is the server's.
  */
 export async function startProcess(
   args: string[],
   env: Record<string, string> = {},
-  opts: { command?: string; quiet?: boolean } = {},
+  opts: { command?: string; quiet?: boolean; cpus?: string } = {},
 ): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(opts.command ?? process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', opts.quiet ? 'ignore' : 'inherit'] });
+  const command = opts.command ?? process.execPath;
+  const [file, argv] = opts.cpus ? ['taskset', ['-c', opts.cpus, command, ...args]] : [command, args];
+  const child = spawn(file, argv, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', opts.quiet ? 'ignore' : 'inherit'] });
   const url = await new Promise<string>((resolve, reject) => {
     let out = '';
     // BENCH_CHILD_STDOUT=<file> keeps what the servers print (e.g. node's --trace-deopt) in a file.
@@ -93,11 +146,12 @@ export async function setupBenchGateway(upstreamUrl: string, opts: { db?: string
 }
 
 /** gateway-proxy (bin/gateway-proxy of this checkout unless `bin` names another) on a store, production settings, quiet logs. */
-export function startGateway(db: string, opts: { bin?: string; nodeFlags?: string[]; env?: Record<string, string> } = {}) {
-  return startProcess([...(opts.nodeFlags ?? []), opts.bin ?? join(ROOT, 'bin/gateway-proxy'), '--port', '0', '--db', db, '--log-level', 'warn'], {
-    GATEWAY_MASTER_KEY: 'a'.repeat(64),
-    ...opts.env,
-  });
+export function startGateway(db: string, opts: { bin?: string; nodeFlags?: string[]; env?: Record<string, string>; cpus?: string } = {}) {
+  return startProcess(
+    [...(opts.nodeFlags ?? []), opts.bin ?? join(ROOT, 'bin/gateway-proxy'), '--port', '0', '--db', db, '--log-level', 'warn'],
+    { GATEWAY_MASTER_KEY: 'a'.repeat(64), ...opts.env },
+    opts.cpus ? { cpus: opts.cpus } : {},
+  );
 }
 
 export const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;

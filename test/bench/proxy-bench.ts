@@ -11,11 +11,11 @@
 // BENCH_GATEWAY_NODE_FLAGS, BENCH_VARIANT_ENV (e.g. "GATEWAY_X=1 GATEWAY_Y=2": a second gateway
 // process with that environment, interleaved with the first, for A/B experiments on one machine),
 // BENCH_VARIANT_BIN (the variant runs this gateway-proxy instead, e.g. a worktree of another commit),
-// BENCH_PACED (0 skips the same-offered-load comparison).
+// BENCH_PACED (0 skips the same-offered-load comparison), BENCH_PIN (0: no core pinning, see kit.ts).
 import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { Pool } from 'undici';
-import { loadTogether, chatOnce as once, cpuSeconds, median, ROOT, setupBenchGateway as setupGateway, startGateway, startProcess as start, type Target } from './kit.js';
+import { loadTogether, chatOnce as once, cpuSeconds, median, pinning, pinningNote, pinSelf, ROOT, setupBenchGateway as setupGateway, startGateway, startProcess as start, type Target } from './kit.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -172,14 +172,17 @@ async function sideBySide(pair: Target[]) {
 }
 
 async function main() {
-  const up = await start([join(ROOT, 'test/bench/upstream-server.mjs')]);
+  pinSelf();
+  const loadCores = pinning ? { cpus: pinning.load } : {};
+  const servers = pinning ? { cpus: pinning.servers } : {};
+  const up = await start([join(ROOT, 'test/bench/upstream-server.mjs')], {}, loadCores);
   const profile = PROFILE ? ['--cpu-prof', '--cpu-prof-interval=100', `--cpu-prof-dir=${PROFILE}`] : [];
   const gatewayFlags = process.env.BENCH_GATEWAY_NODE_FLAGS?.split(' ').filter(Boolean) ?? []; // e.g. --trace-gc
-  const bare = await start([...profile, join(ROOT, 'test/bench/bare-proxy.mjs'), `${up.url}/v1`]);
+  const bare = await start([...profile, join(ROOT, 'test/bench/bare-proxy.mjs'), `${up.url}/v1`], {}, servers);
   const { db, key } = await setupGateway(up.url);
   // Production settings (SQLite store, memory counters, default flush interval and batch size);
   // only the log level is lowered so that start-up lines do not interleave with the figures.
-  const gateway = await startGateway(db, { nodeFlags: [...profile, ...gatewayFlags] });
+  const gateway = await startGateway(db, { nodeFlags: [...profile, ...gatewayFlags], ...servers });
   const all: Target[] = [
     { name: 'upstream directly', url: up.url, pid: up.child.pid!, headers: {} },
     { name: 'bare undici proxy', url: bare.url, pid: bare.child.pid!, headers: {} },
@@ -190,13 +193,13 @@ async function main() {
   let variant: ChildProcess | null = null;
   if (variantEnv || variantBin) {
     const env = Object.fromEntries(variantEnv.split(/\s+/).filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
-    const v = await startGateway(db, { nodeFlags: gatewayFlags, env, ...(variantBin ? { bin: variantBin } : {}) });
+    const v = await startGateway(db, { nodeFlags: gatewayFlags, env, ...servers, ...(variantBin ? { bin: variantBin } : {}) });
     variant = v.child;
     all.push({ name: 'gateway variant', url: v.url, pid: v.child.pid!, headers: { authorization: `Bearer ${key}` } });
   }
   const targets = ONLY.length ? all.filter((t) => ONLY.some((o) => t.name.startsWith(o))) : all;
   console.log(`gateway-proxy benchmark: ${CONCURRENCY} connections, ${SECONDS} s per run, median of ${ROUNDS} interleaved rounds, ${SERIAL} serial requests; node ${process.version}, ${(await import('node:os')).cpus().length} cores, load ${(await import('node:os')).loadavg()[0]!.toFixed(1)}`);
-  console.log('CPU/request is the serving process only (the upstream for the first row).\n');
+  console.log(`CPU/request is the serving process only (the upstream for the first row); ${pinningNote()}.\n`);
   const results: Record<string, Record<string, LoadResult>> = {};
   for (const stream of [false, true].filter((s) => MODES.includes(s ? 'stream' : 'json'))) {
     const mode = stream ? 'streaming' : 'JSON';
@@ -221,9 +224,11 @@ async function main() {
   const g0 = results.JSON?.['gateway-proxy'];
   const pacedTargets = targets.filter((t) => t.name === 'bare undici proxy' || t.name === 'gateway-proxy');
   if (PACED && g0 && pacedTargets.length === 2) {
-    // Half the gateway's own JSON maximum: both servers keep up even through a slow spell of a
-    // shared machine (a run that could not send on time says so), and neither is idle.
-    const rate = Math.round(g0.rps / 2 / 100) * 100;
+    // Half the gateway's own JSON maximum (a third when pinned: the load generator then has
+    // fewer cores, and each server has its own, so it is nearer saturation at the same rate):
+    // both servers keep up even through a slow spell of a shared machine (a run that could not
+    // send on time says so), and neither is idle.
+    const rate = Math.round(g0.rps / (pinning ? 3 : 2) / 100) * 100;
     console.log(`same offered load, ${rate} req/s for each (open loop, median of ${ROUNDS} rounds):`);
     console.log('  mode        bare CPU µs/req   gateway CPU µs/req   ratio');
     for (const stream of [false, true].filter((x) => MODES.includes(x ? 'stream' : 'json'))) {
