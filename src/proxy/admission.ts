@@ -83,15 +83,16 @@ export async function admit(
   return r.ok ? { ok: true, reservation: r } : { ok: false, denial: r };
 }
 
-/** More room for a stream that outgrew its default cap: the same counters, completion tokens only. */
+/** More room for a stream that outgrew its default cap: the same counters, `tokens` completion tokens only. */
 export async function extend(
   limits: LimitBackend,
   requestId: string,
   plan: AdmissionPlan,
   failureMode: 'closed' | 'open',
   now: number,
+  tokens = plan.extensionTokens,
 ): Promise<AdmissionResult> {
-  const amounts = { requests: 0, tokens: plan.extensionTokens, cost: costMicros(plan.price, 0, plan.extensionTokens) };
+  const amounts = { requests: 0, tokens, cost: costMicros(plan.price, 0, tokens) };
   const r = await limits.reserve(requestId, plan.counters, amounts, now, { failureMode });
   return r.ok ? { ok: true, reservation: r } : { ok: false, denial: r };
 }

@@ -164,3 +164,6 @@ export function promptTokens(req: ChatRequest, mediaPartTokens: number): PromptT
 
 /** Completion tokens guessed from delivered text, for streams cut before the upstream reported usage. */
 export const completionTokenEstimate = (bytes: number) => Math.ceil(bytes / 4);
+
+/** At most this many tokens produced `bytes` of delivered UTF-8 text (a token is at least one byte). */
+export const deliveredTokenBound = (bytes: number) => bytes;

@@ -3,6 +3,7 @@
 // usage chunk only for clients that asked for it (DESIGN §6). Nothing here settles money: the
 // caller gets an outcome and the reason the stream ended.
 import type { ServerResponse } from 'node:http';
+import { CR, LF } from './sse-framer.js';
 import { createSseTap, formatSseError, SSE_DONE, type SseObservation, type SseTap } from './sse-usage.js';
 import type { UpstreamResponse } from './upstream/types.js';
 
@@ -60,13 +61,21 @@ async function write(res: ServerResponse, parts: readonly Uint8Array[]): Promise
   await send(res, parts);
 }
 
-/** Cuts a chunk just after each blank line (LF LF); the pieces are views, nothing is copied. */
+/**
+ * Cuts a chunk just after each blank line, as the SSE framer sees them (LF, an optional CR, LF:
+ * LF LF and CR LF CR LF alike); the pieces are views, nothing is copied. A blank line split
+ * across two chunks is not seen here: that piece is judged with the next chunk's first one.
+ */
 export function splitAfterEvents(chunk: Buffer): Buffer[] {
   const out: Buffer[] = [];
   let start = 0;
-  for (let i = chunk.indexOf('\n\n'); i !== -1; i = chunk.indexOf('\n\n', start)) {
-    out.push(chunk.subarray(start, i + 2));
-    start = i + 2;
+  for (let lf = chunk.indexOf(LF); lf !== -1 && lf + 1 < chunk.length; lf = chunk.indexOf(LF, lf + 1)) {
+    const next = chunk[lf + 1];
+    const end = next === LF ? lf + 2 : next === CR && chunk[lf + 2] === LF ? lf + 3 : -1;
+    if (end === -1) continue;
+    out.push(chunk.subarray(start, end));
+    start = end;
+    lf = end - 1;
   }
   if (start < chunk.length) out.push(chunk.subarray(start));
   return out;

@@ -231,4 +231,44 @@ describe('quota reached in a stream without max_tokens', () => {
     // What was billed stays within the quota plus at most one upstream chunk.
     expect(ev!.promptTokens + ev!.completionTokens).toBeLessThanOrEqual(200 + 10);
   });
+
+  it('cuts a stream of one-byte tokens too: the watch bounds tokens by bytes, not by the 4-bytes-a-token estimate', async () => {
+    // 400 one-character deltas, each a token, and the upstream's own count at the end. Judged by
+    // the estimate (100 tokens) the stream fitted a 200-token quota and 400 tokens were billed.
+    const usage = { prompt_tokens: 12, completion_tokens: 400, total_tokens: 412 };
+    const items: SseItem[] = [...Array.from({ length: 400 }, (_, i) => contentChunk(String(i % 10))), { data: { id: 'gen-x', object: 'chat.completion.chunk', created: 1, model: M, choices: [], usage } }];
+    fake.enqueue({ type: 'sse', items });
+    const k = await createKey(h.gw, 'up', ['--daily-tokens', '200']);
+    await synced();
+    const r = await chat(h.url, k.key, stream());
+    const events = r.text.split('\n\n').filter(Boolean);
+    expect(events.at(-1)).toBe('data: [DONE]');
+    expect(events.at(-2)).toContain('"code":"quota_exceeded"');
+    const delivered = events.filter((e) => e.includes('"content"')).length;
+    expect(delivered).toBeLessThan(200);
+    const [ev] = await waitForEvents(h.db, k.id, 1);
+    expect(ev).toMatchObject({ errorCode: 'quota_exceeded', usageSource: 'estimated' });
+    expect(ev!.promptTokens + ev!.completionTokens).toBeLessThanOrEqual(200);
+    // Had the upstream counted every delivered byte as a token, that too would fit, plus one event.
+    expect(ev!.promptTokens + delivered).toBeLessThanOrEqual(200 + 1);
+  });
+
+  it('judges a burst of CRLF-framed events event by event, and one extension covers however far it ran', async () => {
+    // 60 events of 40 bytes in one write, framed with CR LF: split on LF LF alone this was one
+    // piece, judged once, granted one 20-token extension, and delivered whole (600 tokens).
+    const one = (i: number) => `data: ${JSON.stringify({ id: 'gen-x', object: 'chat.completion.chunk', created: 1, model: M, choices: [{ index: 0, delta: { content: `${String(i).padStart(2, '0')}${'y'.repeat(37)} ` }, finish_reason: null }] })}\r\n\r\n`;
+    fake.enqueue({ type: 'sse', items: [{ raw: Array.from({ length: 60 }, (_, i) => one(i)).join('') }] });
+    const k = await createKey(h.gw, 'up', ['--daily-tokens', '200']);
+    await synced();
+    const r = await chat(h.url, k.key, stream());
+    const events = r.text.split(/\r?\n\r?\n/).filter(Boolean);
+    expect(events.at(-1)).toBe('data: [DONE]');
+    expect(events.at(-2)).toContain('"code":"quota_exceeded"');
+    const delivered = events.filter((e) => e.includes('yyyy')).length;
+    expect(delivered).toBeGreaterThan(0);
+    expect(delivered).toBeLessThan(60);
+    const [ev] = await waitForEvents(h.db, k.id, 1);
+    expect(ev!.completionTokens).toBe(delivered * 10);
+    expect(ev!.promptTokens + ev!.completionTokens).toBeLessThanOrEqual(200 + 10);
+  });
 });

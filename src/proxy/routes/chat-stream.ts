@@ -2,7 +2,7 @@
 // max_tokens against its reservation, and settle on whatever ended the stream.
 import { extend } from '../admission.js';
 import type { ReportedUsage } from '../billing.js';
-import { completionTokenEstimate } from '../chat-request.js';
+import { completionTokenEstimate, deliveredTokenBound } from '../chat-request.js';
 import { denialError, sendPublicError, toPublicError, upstreamError } from '../errors.js';
 import { relaySse, type StreamWatch } from '../relay-sse.js';
 import type { StreamUsage } from '../sse-usage.js';
@@ -19,19 +19,32 @@ function reported(u: StreamUsage | null): ReportedUsage | null {
  * Without max_tokens the reservation holds the default cap. When the delivered text outgrows
  * it, more room is reserved; if the quota has none, the stream is ended cleanly (error event,
  * then [DONE]) and billed for what was delivered.
+ *
+ * The watch compares the reservation with an upper bound of the tokens delivered, not with the
+ * billing estimate (4 bytes a token): every token of delivered text is at least one UTF-8 byte
+ * (the prompt bound's argument), so the bound is the delivered text's size in bytes. With the
+ * estimate, text of 1–3 bytes a token (digits, punctuation, some scripts), which a client can
+ * ask for, ran past an exhausted quota 2–4×. The price of the bound: ordinary text (~4 bytes a
+ * token) takes room four times as fast as it uses it while it streams, so near an exhausted
+ * quota a stream is cut earlier than its real usage would require; the settlement gives the
+ * surplus back. One extension covers however far the delivery has run past the reservation
+ * (a burst of many events in one piece is judged once).
  */
 function quotaWatch(call: ChatCall): StreamWatch {
   const { deps, plan, bill, auth, ctx } = call;
   let reservedCompletion = plan.completionCap;
   let extensions = 0;
+  const step = Math.max(1, plan.extensionTokens);
   return {
     async check(state) {
-      if (completionTokenEstimate(state.deliveredBytes) <= reservedCompletion) return null;
+      const bound = deliveredTokenBound(state.deliveredBytes);
+      if (bound <= reservedCompletion) return null;
+      const more = Math.ceil((bound - reservedCompletion) / step) * step;
       try {
-        const r = await extend(deps.limits, `${ctx.id}:x${++extensions}`, plan, auth.org.failureMode, deps.now());
+        const r = await extend(deps.limits, `${ctx.id}:x${++extensions}`, plan, auth.org.failureMode, deps.now(), more);
         if (r.ok) {
           if (r.reservation) bill.reservations.push(r.reservation);
-          reservedCompletion += plan.extensionTokens;
+          reservedCompletion += more;
           return null;
         }
         deps.metrics.denial(r.denial.code);
