@@ -8,12 +8,13 @@ import { costMicros } from '../shared/snapshot/pricing.js';
 import type { UsageSink } from '../shared/usage/types.js';
 import type { AdmissionPlan } from './admission.js';
 import type { ProxyMetrics } from './metrics.js';
+import { MAX_REPORTED_COST_MICROS } from './relay-json.js';
 import type { Charge } from './usage-view.js';
 
-/** Usage as an upstream reported it. */
+/** Usage as an upstream reported it; a count it left out, or sent as anything but a non-negative safe integer, is null. */
 export interface ReportedUsage {
-  promptTokens: number;
-  completionTokens: number;
+  promptTokens: number | null;
+  completionTokens: number | null;
   /** usage.cost as its decimal text (exact), when the upstream priced the request. */
   costText?: string;
 }
@@ -24,8 +25,17 @@ export interface Outcome {
   reported: ReportedUsage | null;
   /** Whether anything reached the client (a partial stream is billed, a failure before is not). */
   delivered: boolean;
-  /** Estimated completion tokens of what was delivered, when the upstream never reported. */
+  /**
+   * Estimated completion tokens of what was delivered: set when the upstream never reported its
+   * completion tokens, or when the response was cut short (see `cutShort`).
+   */
   completionEstimate: number;
+  /**
+   * The response ended before the upstream finished it (client gone, upstream failed, quota cut).
+   * A usage seen by then may predate text delivered after it (upstreams that send usage early or
+   * on every chunk): the completion is then at least the estimate of what was delivered.
+   */
+  cutShort: boolean;
   ttfbMs: number | null;
   /** performance.now() when the request arrived. */
   startedAt: number;
@@ -48,23 +58,36 @@ export interface Bill {
   reservations: Reservation[];
 }
 
+/** The upstream's cost in micro-dollars, or null when it sent none or an implausible one (negative, or over MAX_REPORTED_COST_MICROS). */
 function costOf(text: string | undefined): number | null {
   if (text === undefined) return null;
   try {
-    return Math.max(0, usdToMicros(text));
+    const micros = usdToMicros(text);
+    return micros >= 0 && micros <= MAX_REPORTED_COST_MICROS ? micros : null;
   } catch {
     return null;
   }
 }
 
+/**
+ * What a request is charged. The upstream's counts and cost when it reported them all; a count
+ * it left out (or sent as garbage) is estimated — the prompt as admission guessed it, the
+ * completion from the delivered text — and then the cost comes from the price table, as the
+ * upstream's cost may not cover what is estimated. Such a charge says `estimated`.
+ */
 export function chargeFor(bill: Bill, o: Outcome): Charge {
-  if (o.reported) {
-    const upstreamCost = costOf(o.reported.costText);
+  const r = o.reported;
+  if (r) {
+    const prompt = r.promptTokens ?? bill.plan.prompt.estimate;
+    let completion = r.completionTokens ?? o.completionEstimate;
+    if (o.cutShort && o.completionEstimate > completion) completion = o.completionEstimate;
+    const asReported = r.promptTokens === prompt && r.completionTokens === completion;
+    const upstreamCost = asReported ? costOf(r.costText) : null;
     return {
-      promptTokens: o.reported.promptTokens,
-      completionTokens: o.reported.completionTokens,
-      costMicros: upstreamCost ?? costMicros(bill.plan.price, o.reported.promptTokens, o.reported.completionTokens),
-      source: 'upstream',
+      promptTokens: prompt,
+      completionTokens: completion,
+      costMicros: upstreamCost ?? costMicros(bill.plan.price, prompt, completion),
+      source: asReported ? 'upstream' : 'estimated',
     };
   }
   if (!o.delivered) return { promptTokens: 0, completionTokens: 0, costMicros: 0, source: 'none' };

@@ -21,25 +21,43 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-const count = (v: unknown) => (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : null);
+/**
+ * Upstream usage past these is taken for a glitch, not a bill: a count above it is treated as not
+ * reported (estimated instead) and a cost above it (or below zero) gives way to the price table.
+ * No request comes near either (the largest context windows are ~2M tokens; a million output
+ * tokens at today's dearest prices is a few hundred dollars), and a single garbled number could
+ * otherwise drain a credit balance or a budget at once.
+ */
+export const MAX_REPORTED_TOKENS = 100_000_000;
+export const MAX_REPORTED_COST_MICROS = 10_000 * 1_000_000;
+
+const count = (v: unknown) => (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 && v <= MAX_REPORTED_TOKENS ? v : null);
 
 export function reportedUsage(usage: unknown): ReportedUsage | null {
   if (!isRecord(usage)) return null;
   const prompt = count(usage.prompt_tokens);
   const completion = count(usage.completion_tokens);
   if (prompt === null && completion === null) return null;
-  const r: ReportedUsage = { promptTokens: prompt ?? 0, completionTokens: completion ?? 0 };
+  const r: ReportedUsage = { promptTokens: prompt, completionTokens: completion };
   if (typeof usage.cost === 'number' && Number.isFinite(usage.cost)) r.costText = String(usage.cost);
   else if (typeof usage.cost === 'string' && usage.cost.trim() !== '' && Number.isFinite(Number(usage.cost))) r.costText = usage.cost.trim();
   return r;
 }
 
+const textBytes = (v: unknown) => (typeof v === 'string' ? Buffer.byteLength(v) : 0);
+
+/** UTF-8 bytes of the completion text of every choice: content, reasoning, refusal and tool-call arguments (what a stream's observer counts). */
 function contentBytes(choices: unknown): number {
   if (!Array.isArray(choices)) return 0;
   let bytes = 0;
   for (const c of choices) {
     const m = isRecord(c) && isRecord(c.message) ? c.message : null;
-    if (m && typeof m.content === 'string') bytes += Buffer.byteLength(m.content);
+    if (!m) continue;
+    bytes += textBytes(m.content) + textBytes(m.reasoning) + textBytes(m.refusal);
+    if (isRecord(m.function_call)) bytes += textBytes(m.function_call.arguments);
+    if (Array.isArray(m.tool_calls)) {
+      for (const t of m.tool_calls) if (isRecord(t) && isRecord(t.function)) bytes += textBytes(t.function.arguments);
+    }
   }
   return bytes;
 }

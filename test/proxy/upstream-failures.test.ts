@@ -272,3 +272,75 @@ describe('quota reached in a stream without max_tokens', () => {
     expect(ev!.promptTokens + ev!.completionTokens).toBeLessThanOrEqual(200 + 10);
   });
 });
+
+describe('usage the upstream reports partly, badly or too early', () => {
+  const answer = (content: string, usage: Record<string, unknown>) => ({
+    id: 'gen-x', object: 'chat.completion', created: 1, model: M,
+    choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }], usage,
+  });
+  const billed = async (id: string, requestId: unknown) => {
+    let ev: Awaited<ReturnType<typeof storedEvents>>[number] | undefined;
+    await expect.poll(async () => (ev = (await storedEvents(h.db, id)).find((e) => e.requestId === requestId)), { timeout: 5_000 }).toBeDefined();
+    return ev!;
+  };
+
+  it('estimates a count the upstream left out or sent as garbage, and then prices from the table', async () => {
+    const k = await createKey(h.gw, 'up');
+    await synced();
+    const text = 'z'.repeat(400); // 100 tokens by the estimate
+    for (const [usage, prompt, completion] of [
+      [{ prompt_tokens: 10, cost: 0.000001 }, 10, 100],
+      [{ prompt_tokens: 10, completion_tokens: '1000', cost: 0.000001 }, 10, 100],
+      [{ prompt_tokens: 10, completion_tokens: -500 }, 10, 100],
+      [{ prompt_tokens: 1e20, completion_tokens: 7 }, null, 7],
+    ] as const) {
+      fake.enqueue({ type: 'json', body: answer(text, usage) });
+      const r = await chat(h.url, k.key, hello(M));
+      expect(r.status).toBe(200);
+      const ev = await billed(k.id, r.headers['x-request-id']);
+      expect(ev).toMatchObject({ completionTokens: completion, usageSource: 'estimated' });
+      if (prompt !== null) expect(ev.promptTokens).toBe(prompt);
+      else expect(ev.promptTokens).toBeGreaterThan(0); // admission's estimate of the prompt
+      expect(ev.promptTokens).toBeLessThan(1000);
+      // Not the upstream's 1 µ$: its cost did not cover the estimated tokens ('free' prices here).
+      expect(ev.costMicros).toBe(0);
+      expect(r.json()).toMatchObject({ gateway_usage: { completion_tokens: completion, usage_source: 'estimated' } });
+    }
+  });
+
+  it('takes a cost that cannot be a bill (negative, or over $10,000) from the price table', async () => {
+    const k = await createKey(h.gw, 'up');
+    await synced();
+    for (const cost of [1e9, -5, '1E+5']) {
+      fake.enqueue({ type: 'json', body: answer('hi', { prompt_tokens: 10, completion_tokens: 5, cost }) });
+      const r = await chat(h.url, k.key, hello(M));
+      const ev = await billed(k.id, r.headers['x-request-id']);
+      expect(ev).toMatchObject({ promptTokens: 10, completionTokens: 5, costMicros: 0, usageSource: 'upstream' });
+    }
+    fake.enqueue({ type: 'json', body: answer('hi', { prompt_tokens: 10, completion_tokens: 5, cost: 9999.5 }) });
+    const fine = await chat(h.url, k.key, hello(M));
+    expect(await billed(k.id, fine.headers['x-request-id'])).toMatchObject({ costMicros: 9_999_500_000, usageSource: 'upstream' });
+  });
+
+  it('bills a cut stream at least what it delivered after an early usage chunk', async () => {
+    // An upstream that reports usage before the text (or on every chunk) and then breaks: the
+    // last usage seen said 0 completion tokens, the client got 2,000 bytes.
+    const early = { data: { id: 'gen-x', object: 'chat.completion.chunk', created: 1, model: M, choices: [], usage: { prompt_tokens: 10, completion_tokens: 0, total_tokens: 10 } } };
+    const items: SseItem[] = [early, ...Array.from({ length: 10 }, () => contentChunk('w'.repeat(199) + ' '))];
+    fake.enqueue({ type: 'sse', items, resetAfter: items.length });
+    const r = await chat(h.url, key.key, stream({ max_tokens: 1000 }));
+    expect(r.text).toContain('"code":"upstream_error"');
+    const delivered = r.text.split('\n\n').filter((e) => e.includes('wwww')).length;
+    expect(delivered).toBeGreaterThan(0);
+    const ev = await billed(key.id, r.headers['x-request-id']);
+    expect(ev).toMatchObject({ promptTokens: 10, completionTokens: delivered * 50, usageSource: 'estimated', errorCode: 'upstream_error' });
+  });
+
+  it('trusts a finished stream whose usage came before its last text', async () => {
+    const early = { data: { id: 'gen-x', object: 'chat.completion.chunk', created: 1, model: M, choices: [], usage: { prompt_tokens: 10, completion_tokens: 3, total_tokens: 13 } } };
+    fake.enqueue({ type: 'sse', items: [early, contentChunk('one two three')] });
+    const r = await chat(h.url, key.key, stream({ max_tokens: 1000 }));
+    expect(r.text.trim().endsWith('data: [DONE]')).toBe(true);
+    expect(await billed(key.id, r.headers['x-request-id'])).toMatchObject({ promptTokens: 10, completionTokens: 3, usageSource: 'upstream' });
+  });
+});

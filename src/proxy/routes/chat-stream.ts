@@ -4,14 +4,17 @@ import { extend } from '../admission.js';
 import type { ReportedUsage } from '../billing.js';
 import { completionTokenEstimate, deliveredTokenBound } from '../chat-request.js';
 import { denialError, sendPublicError, toPublicError, upstreamError } from '../errors.js';
+import { reportedUsage } from '../relay-json.js';
 import { relaySse, type StreamWatch } from '../relay-sse.js';
 import type { StreamUsage } from '../sse-usage.js';
 import { type ChatCall, finish } from './chat.js';
 
 function reported(u: StreamUsage | null): ReportedUsage | null {
-  if (!u) return null;
-  const r: ReportedUsage = { promptTokens: u.promptTokens, completionTokens: u.completionTokens };
-  if (u.costText !== undefined) r.costText = u.costText;
+  const r = u ? reportedUsage(u.raw) : null;
+  if (!r) return null;
+  // The cost as the observer found its literal text (exact), not as JSON.parse's double prints.
+  if (u!.costText !== undefined) r.costText = u!.costText;
+  else delete r.costText;
   return r;
 }
 
@@ -85,9 +88,13 @@ export async function relayChatStream(call: ChatCall, headers: Record<string, st
   });
   const endedAt = performance.now();
   outcome.reported = reported(r.state.usage);
-  // The estimate bills a stream whose usage never came; reading deliveredBytes measures the
-  // delivered text (see sse-usage.ts), so a stream billed by its reported usage skips that.
-  if (!outcome.reported) outcome.completionEstimate = completionTokenEstimate(r.state.deliveredBytes);
+  outcome.cutShort = r.end.kind !== 'complete';
+  // The estimate bills a stream whose usage never came (or came without a completion count, or
+  // may be older than the text of a stream cut short); reading deliveredBytes measures the
+  // delivered text (see sse-usage.ts), so a finished stream billed by its usage skips that.
+  if (!outcome.reported || outcome.reported.completionTokens === null || outcome.cutShort) {
+    outcome.completionEstimate = completionTokenEstimate(r.state.deliveredBytes);
+  }
   outcome.ttfbMs = r.firstByteAt === null ? null : Math.round(r.firstByteAt - ctx.startedAt);
   if (r.end.kind === 'client_gone') {
     up.discard();

@@ -139,7 +139,7 @@ async function serve(
     stream,
     reservations: reservation ? [reservation] : [],
   };
-  const outcome: Outcome = { status: 200, errorCode: null, reported: null, delivered: false, completionEstimate: 0, ttfbMs: null, startedAt: ctx.startedAt };
+  const outcome: Outcome = { status: 200, errorCode: null, reported: null, delivered: false, completionEstimate: 0, cutShort: false, ttfbMs: null, startedAt: ctx.startedAt };
   const call: ChatCall = { deps, ctx, req, res, auth, parsed, raw, plan, bill, abort, clientGone: () => gone, outcome, settled: false };
   try {
     if (stream) await relayChatStream(call, rateLimitHeaders(reservation?.states ?? [], deps.now()));
