@@ -112,7 +112,10 @@ export function settle(deps: BillingDeps, bill: Bill, o: Outcome): Settlement | 
   const charge = chargeFor(bill, o);
   const now = deps.now();
   const actual: Amounts = {
-    requests: charge.source === 'none' ? 0 : 1,
+    // Every request that reached settlement counts as one, billed or not: the store counts every
+    // usage event as a request (the rollups, `limits get`, and the seed of a restarted proxy),
+    // so counting only billed ones here let the live counter and the store disagree.
+    requests: 1,
     tokens: charge.promptTokens + charge.completionTokens,
     cost: charge.costMicros,
   };

@@ -344,3 +344,24 @@ describe('usage the upstream reports partly, badly or too early', () => {
     expect(await billed(key.id, r.headers['x-request-id'])).toMatchObject({ promptTokens: 10, completionTokens: 3, usageSource: 'upstream' });
   });
 });
+
+describe('request limits', () => {
+  it('count a request the upstream failed, as the store does, so a restart changes nothing', async () => {
+    const k = await createKey(h.gw, 'up', ['--max-requests', '3']);
+    await synced();
+    fake.enqueue({ type: 'error', status: 500 }, { type: 'error', status: 500 });
+    expect((await chat(h.url, k.key, hello(M))).status).toBe(500);
+    expect((await chat(h.url, k.key, hello(M))).status).toBe(500);
+    const ok = await chat(h.url, k.key, hello(M));
+    expect(ok.status).toBe(200);
+    expect(ok.headers['x-ratelimit-remaining-requests']).toBe('0');
+    const refused = await chat(h.url, k.key, hello(M));
+    expect(refused.status).toBe(429);
+    expect(refused.text).toContain('3 requests of 3');
+    // What the store says (and a restarted proxy would seed) is the same.
+    await waitForEvents(h.db, k.id, 3);
+    const limits = await h.gw(['limits', 'get', `key:${k.id}`, '--json']);
+    expect(limits.code).toBe(0);
+    expect(limits.stdout).toMatch(/"used":\s*3/);
+  });
+});
