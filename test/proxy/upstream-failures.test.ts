@@ -2,6 +2,7 @@
 // 502, upstream refusals passed on), streams never end cleanly when broken, and every request
 // is billed for what it produced.
 import OpenAI from 'openai';
+import pino from 'pino';
 import { request } from 'undici';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type FakeUpstream, midStreamError, type SseItem, startFakeUpstream } from '../fakes/upstream.js';
@@ -363,5 +364,34 @@ describe('request limits', () => {
     const limits = await h.gw(['limits', 'get', `key:${k.id}`, '--json']);
     expect(limits.code).toBe(0);
     expect(limits.stdout).toMatch(/"used":\s*3/);
+  });
+});
+
+describe('logs', () => {
+  it('do not call a client that left before the answer an unexpected error', async () => {
+    const lines: { level: number; msg: string }[] = [];
+    const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    const own = await startHarness({ proxy: { logger } });
+    try {
+      await createOrg(own.gw, 'up', ['--provider', 'openai-compatible', '--base-url', fake.url, '--unknown-models', 'free']);
+      const k = await createKey(own.gw, 'up');
+      await synced();
+      for (const stream of [false, true]) {
+        fake.enqueue({ type: 'hang' });
+        const controller = new AbortController();
+        const pending = request(`${own.url}/v1/chat/completions`, {
+          method: 'POST', headers: { authorization: `Bearer ${k.key}`, 'content-type': 'application/json' }, body: JSON.stringify(hello(M, { stream })), signal: controller.signal,
+        });
+        await fake.waitForRequests(stream ? 2 : 1);
+        controller.abort();
+        await expect(pending).rejects.toThrow();
+      }
+      const events = await waitForEvents(own.db, k.id, 2);
+      expect(events.map((e) => e.status)).toEqual([499, 499]);
+      expect(lines.filter((l) => l.level >= 50)).toEqual([]);
+      expect(lines.filter((l) => l.msg === 'client gone before the answer')).toHaveLength(2);
+    } finally {
+      await own.close();
+    }
   });
 });

@@ -145,10 +145,17 @@ async function serve(
     if (stream) await relayChatStream(call, rateLimitHeaders(reservation?.states ?? [], deps.now()));
     else await relayChatJson(call);
   } catch (err) {
-    const e = toPublicError(err, ctx.log);
-    outcome.status = gone ? 499 : e.status;
-    outcome.errorCode = gone ? 'aborted' : e.body.error.code;
-    if (!gone) sendPublicError(res, e);
+    if (gone) {
+      // The client left and its upstream call was aborted: expected, not an error of ours.
+      ctx.log.debug({ err }, 'client gone before the answer');
+      outcome.status = 499;
+      outcome.errorCode = 'aborted';
+    } else {
+      const e = toPublicError(err, ctx.log);
+      outcome.status = e.status;
+      outcome.errorCode = e.body.error.code;
+      sendPublicError(res, e);
+    }
     await finish(call);
   }
 }
