@@ -36,6 +36,11 @@ export interface ProxyConfig {
   /** Client side: until the request headers, and until the whole request body. */
   clientHeadersTimeoutMs: number;
   clientRequestTimeoutMs: number;
+  /**
+   * Longest a client may leave an answer unread (its socket refusing more). Past it the client is
+   * dropped, so a reader that stalls cannot hold an upstream connection (and the pool) forever.
+   */
+  clientWriteTimeoutMs: number;
   keepAliveTimeoutMs: number;
   instanceId: string;
   flushIntervalMs: number;
@@ -66,6 +71,7 @@ export function defaultConfig(env: GatewayEnv, cwd = process.cwd()): ProxyConfig
     upstream: { connectMs: 5_000, headersMs: 60_000, bodyMs: 120_000, keepAliveMs: 30_000, connections: 128 },
     clientHeadersTimeoutMs: 10_000,
     clientRequestTimeoutMs: 30_000,
+    clientWriteTimeoutMs: 30_000,
     keepAliveTimeoutMs: 5_000,
     instanceId: `${hostname()}-${process.pid}`,
     flushIntervalMs: 1_000,
@@ -102,6 +108,7 @@ const OPTIONS: Array<[flag: string, envName: string, set: Setter, help: string]>
   ['upstream-connections', 'upstream_connections', int((c, n) => { c.upstream.connections = n; }, 1), 'sockets per upstream origin (128)'],
   ['client-headers-timeout-ms', 'client_headers_timeout_ms', int((c, n) => { c.clientHeadersTimeoutMs = n; }, 1), 'slow-client header timeout (10000)'],
   ['client-request-timeout-ms', 'client_request_timeout_ms', int((c, n) => { c.clientRequestTimeoutMs = n; }, 1), 'slow-client body timeout (30000)'],
+  ['client-write-timeout-ms', 'client_write_timeout_ms', int((c, n) => { c.clientWriteTimeoutMs = n; }, 1), 'longest a client may leave an answer unread (30000)'],
   ['instance-id', 'instance_id', str((c, v) => { c.instanceId = v; }), 'name of this instance in usage events'],
   ['flush-interval-ms', 'flush_interval_ms', int((c, n) => { c.flushIntervalMs = n; }, 10), 'usage batch interval (1000)'],
   ['poll-interval-ms', 'poll_interval_ms', int((c, n) => { c.pollIntervalMs = n; }, 10, 1000), 'config_version poll, ≤1000 (500)'],

@@ -132,3 +132,17 @@ export function sendJson(res: ServerResponse, status: number, body: Buffer | str
   res.writeHead(status, headers);
   res.end(body);
 }
+
+/**
+ * Drops the client if an answer it was sent is still not taken after `timeoutMs` (the socket
+ * refused part of it): a client that never reads would otherwise hold the answer in memory for
+ * as long as it keeps the connection. Costs a property read when the socket took it all.
+ */
+export function dropIfUnread(res: ServerResponse, timeoutMs: number): void {
+  if (res.writableLength === 0 || res.destroyed) return;
+  const timer = setTimeout(() => res.destroy(), timeoutMs);
+  timer.unref();
+  const done = () => clearTimeout(timer);
+  res.once('finish', done);
+  res.once('close', done);
+}

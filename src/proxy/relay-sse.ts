@@ -31,17 +31,29 @@ export interface RelayOptions {
   headers: Record<string, string>;
   clientGone: () => boolean;
   watch: StreamWatch | null;
+  /** Longest the client may refuse more bytes; then it is dropped (see ProxyConfig.clientWriteTimeoutMs). */
+  writeTimeoutMs: number;
 }
 
-/** Resolves when the socket can take more, or when it closed (so a gone client never hangs us). */
-function drained(res: ServerResponse): Promise<void> {
+/**
+ * Resolves when the socket can take more, or when it closed (so a gone client never hangs us),
+ * or after `timeoutMs`: a client that reads nothing for that long is dropped (the response is
+ * destroyed, which reads as the client gone), so it cannot keep the upstream connection paused
+ * and taken from the pool.
+ */
+function drained(res: ServerResponse, timeoutMs: number): Promise<void> {
   return new Promise((resolve) => {
     // Both listeners go once either fires: a slow client waits many times on one response.
     const done = () => {
+      clearTimeout(timer);
       res.off('drain', done);
       res.off('close', done);
       resolve();
     };
+    const timer = setTimeout(() => {
+      res.destroy();
+      done();
+    }, timeoutMs);
     res.once('drain', done);
     res.once('close', done);
   });
@@ -51,14 +63,14 @@ function drained(res: ServerResponse): Promise<void> {
  * Writes the parts as one chunk. Returns a promise only when the socket asked us to wait, so the
  * usual write costs no extra turn of the event loop (it is awaited only then).
  */
-function send(res: ServerResponse, parts: readonly Uint8Array[]): Promise<unknown> | null {
+function send(res: ServerResponse, parts: readonly Uint8Array[], timeoutMs: number): Promise<unknown> | null {
   if (parts.length === 0 || res.destroyed) return null;
   const ok = res.write(parts.length === 1 ? parts[0]! : Buffer.concat(parts));
-  return ok || res.destroyed ? null : drained(res);
+  return ok || res.destroyed ? null : drained(res, timeoutMs);
 }
 
-async function write(res: ServerResponse, parts: readonly Uint8Array[]): Promise<void> {
-  await send(res, parts);
+async function write(res: ServerResponse, parts: readonly Uint8Array[], timeoutMs: number): Promise<void> {
+  await send(res, parts, timeoutMs);
 }
 
 /**
@@ -104,20 +116,20 @@ export async function relaySse(res: ServerResponse, up: UpstreamResponse, opts: 
         // The upstream's last chunk (onComplete usually runs in the same read as its last
         // onData): it leaves with the end of the response, one socket write instead of two.
         if (up.ended?.()) return finishStream(res, tap, opts, out, result);
-        const wait = send(res, out);
+        const wait = send(res, out, opts.writeTimeoutMs);
         if (wait) await wait;
         if (opts.clientGone()) return result({ kind: 'client_gone' });
         continue;
       }
       // A watched stream is judged event by event, so a burst cannot run past the reservation.
       for (const piece of splitAfterEvents(chunk)) {
-        const wait = send(res, tap.push(piece));
+        const wait = send(res, tap.push(piece), opts.writeTimeoutMs);
         if (wait) await wait;
         if (opts.clientGone()) return result({ kind: 'client_gone' });
         const refusal = await opts.watch.check(tap.state);
         if (refusal) {
           up.discard();
-          await write(res, [Buffer.from(formatSseError(refusal)), Buffer.from(SSE_DONE)]);
+          await write(res, [Buffer.from(formatSseError(refusal)), Buffer.from(SSE_DONE)], opts.writeTimeoutMs);
           res.end();
           return result({ kind: 'cut', code: refusal.code });
         }
@@ -128,7 +140,7 @@ export async function relaySse(res: ServerResponse, up: UpstreamResponse, opts: 
     tap.end(); // what arrived is observed; its trailing bytes are not sent after a failure
     const code = isTimeout(err) ? 'upstream_timeout' : 'upstream_error';
     const message = code === 'upstream_timeout' ? 'The upstream stopped sending in the middle of the stream.' : 'The upstream failed in the middle of the stream.';
-    await write(res, [Buffer.from(formatSseError({ message, type: 'upstream_error', code }))]);
+    await write(res, [Buffer.from(formatSseError({ message, type: 'upstream_error', code }))], opts.writeTimeoutMs);
     res.end();
     return result({ kind: 'upstream_failed', code });
   }
@@ -149,7 +161,7 @@ function finishStream(
 ): StreamResult | Promise<StreamResult> {
   if (opts.clientGone()) return result({ kind: 'client_gone' });
   const last = tap.end();
-  if (tap.state.truncated && !tap.state.done) return endCut(res, pending, result);
+  if (tap.state.truncated && !tap.state.done) return endCut(res, pending, result, opts.writeTimeoutMs);
   const out = pending.length === 0 ? last : last.length === 0 ? pending : [...pending, ...last];
   if (out.length > 0 && !res.destroyed) res.end(out.length === 1 ? out[0] : Buffer.concat(out));
   else res.end();
@@ -157,9 +169,9 @@ function finishStream(
 }
 
 /** EOF inside an event: the stream was cut, not finished; say so rather than end cleanly. */
-async function endCut(res: ServerResponse, pending: readonly Uint8Array[], result: (end: StreamEnd) => StreamResult): Promise<StreamResult> {
-  await write(res, pending);
-  await write(res, [Buffer.from(formatSseError({ message: 'The upstream stream ended in the middle of an event.', type: 'upstream_error', code: 'upstream_error' }))]);
+async function endCut(res: ServerResponse, pending: readonly Uint8Array[], result: (end: StreamEnd) => StreamResult, timeoutMs: number): Promise<StreamResult> {
+  await write(res, pending, timeoutMs);
+  await write(res, [Buffer.from(formatSseError({ message: 'The upstream stream ended in the middle of an event.', type: 'upstream_error', code: 'upstream_error' }))], timeoutMs);
   res.end();
   return result({ kind: 'upstream_failed', code: 'upstream_error' });
 }

@@ -199,7 +199,7 @@ describe('relaySse', () => {
     };
   }
 
-  const opts = () => ({ includeUsage: false, headers: {}, clientGone: () => false, watch: null });
+  const opts = () => ({ includeUsage: false, headers: {}, clientGone: () => false, watch: null, writeTimeoutMs: 30_000 });
   const usage = 'data: {"id":"x","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2}}\n\n';
 
   it('sends the last chunk with the end of the response when the upstream has already finished', async () => {

@@ -3,7 +3,7 @@
 import { completionTokenEstimate } from '../chat-request.js';
 import { sendPublicError } from '../errors.js';
 import { rateLimitHeaders } from '../rate-headers.js';
-import { readJsonAnswer, sendJson, spliceGatewayUsage, spliceGatewayUsageText } from '../relay-json.js';
+import { dropIfUnread, readJsonAnswer, sendJson, spliceGatewayUsage, spliceGatewayUsageText } from '../relay-json.js';
 import { gatewayUsageJson } from '../usage-view.js';
 import { type ChatCall, finish } from './chat.js';
 
@@ -41,5 +41,6 @@ export async function relayChatJson(call: ChatCall): Promise<void> {
     const out = spliceGatewayUsageText(answer.text, answer.body.length, usage);
     sendJson(res, 200, out.text, headers, out.bytes);
   }
+  dropIfUnread(res, deps.config.clientWriteTimeoutMs);
   deps.metrics.overhead((sentAt - ctx.startedAt + performance.now() - afterUpstream) / 1000);
 }

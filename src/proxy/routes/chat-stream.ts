@@ -85,6 +85,7 @@ export async function relayChatStream(call: ChatCall, headers: Record<string, st
     headers,
     clientGone: call.clientGone,
     watch,
+    writeTimeoutMs: deps.config.clientWriteTimeoutMs,
   });
   const endedAt = performance.now();
   outcome.reported = reported(r.state.usage);
