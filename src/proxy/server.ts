@@ -86,6 +86,15 @@ function routeOf(method: string, path: string): string | null {
 const DONE = Promise.resolve();
 
 /**
+ * Responses not yet closed on a socket (pipelined requests can queue several). A request node
+ * cannot parse on a socket with one in progress is not answered with a raw 400, which would land
+ * in the middle of that response's bytes: the socket is closed instead (as node itself does once
+ * a response has started).
+ */
+const OPEN_RESPONSES = Symbol('openResponses');
+type CountedSocket = Socket & { [OPEN_RESPONSES]?: number };
+
+/**
  * The route's own promise (not an async wrapper around it: that was one more promise and turn
  * of the microtask queue per request); a handler that throws at once is a rejection here too.
  */
@@ -153,10 +162,13 @@ export function createProxyServer(deps: ProxyDeps): ProxyServer {
       const q = url.indexOf('?');
       const path = q === -1 ? url : url.slice(0, q);
       const route = routeOf(req.method ?? 'GET', path);
+      const socket = req.socket as CountedSocket;
+      socket[OPEN_RESPONSES] = (socket[OPEN_RESPONSES] ?? 0) + 1;
       // One close listener per request: it counts the answer and tells the handler (client gone?).
       // on(), not once(): a response closes once, and once() wraps every listener in a bound
       // function with a state object.
       res.on('close', () => {
+        socket[OPEN_RESPONSES]!--;
         ctx.closed = true;
         try {
           ctx.onClose?.();
@@ -180,8 +192,8 @@ export function createProxyServer(deps: ProxyDeps): ProxyServer {
       });
     },
   );
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-    if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: CountedSocket) => {
+    if (err.code === 'ECONNRESET' || !socket.writable || (socket[OPEN_RESPONSES] ?? 0) > 0) return void socket.destroy();
     socket.end(rawAnswer(clientErrorAnswer(err.code), newRequestId()));
   });
   return {

@@ -88,3 +88,40 @@ describe('a client that stops reading', () => {
     }
   });
 });
+
+describe('a request node cannot parse on a connection with an answer in progress', () => {
+  it('closes the connection instead of writing a raw 400 into the middle of that answer', async () => {
+    fake.enqueue({ type: 'sse', items: [big(10), { ...big(10), delayMs: 400 }, { ...big(10), delayMs: 400 }] });
+    const { port } = new URL(h.url);
+    const socket = connect(Number(port), '127.0.0.1');
+    const json = JSON.stringify(hello(M, { stream: true }));
+    let answer = '';
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    socket.on('error', () => {});
+    const firstBytes = new Promise<void>((resolve) => socket.once('data', () => resolve()));
+    socket.on('data', (d: Buffer) => {
+      answer += d.toString();
+    });
+    socket.write(`POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${key.key}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(json)}\r\n\r\n${json}`);
+    await firstBytes;
+    socket.write('garbage\r\n\r\n');
+    await closed;
+    expect(answer.startsWith('HTTP/1.1 200')).toBe(true);
+    expect(answer).not.toContain('HTTP/1.1 400');
+    // The cut stream is billed as a client that left.
+    await expect.poll(async () => (await storedEvents(h.db, key.id)).some((e) => e.status === 499 && e.completionTokens > 0), { timeout: 5_000 }).toBe(true);
+  });
+
+  it('still answers it with a 400 when the connection is idle', async () => {
+    const { port } = new URL(h.url);
+    const socket = connect(Number(port), '127.0.0.1');
+    let answer = '';
+    socket.on('data', (d: Buffer) => {
+      answer += d.toString();
+    });
+    socket.write('garbage\r\n\r\n');
+    await new Promise((resolve) => socket.once('close', resolve));
+    expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+    expect(answer).toContain('"code":"invalid_request"');
+  });
+});
