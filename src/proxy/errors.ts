@@ -32,6 +32,14 @@ export function toPublicError(err: unknown, log: Logger): PublicError {
     const headers = err.status === 503 ? { 'retry-after': '1' } : undefined;
     return publicError(err.code, err.message, { param: err.param, extra: err.details, headers });
   }
+  // JSON.parse takes any depth, but the code that serializes parts of a request again (the prompt
+  // bound measures tool calls, tools and response formats as JSON text; the mock provider hashes
+  // messages) recurses: a body nested 10,000 levels deep overflowed the stack. The request's
+  // fault, so a 400, found where it happens rather than by scanning every body on the way in.
+  if (err instanceof RangeError && /call stack/i.test(err.message)) {
+    log.warn({ err }, 'request nested too deeply to process');
+    return publicError('invalid_request', 'The request nests arrays or objects too deeply to process.');
+  }
   log.error({ err }, 'unexpected error on the request path');
   return publicError('internal_error', 'The gateway failed to process the request.');
 }

@@ -62,6 +62,26 @@ describe('bad clients', () => {
     expect(garbage.status).toBe(400);
   });
 
+  it('answers 400 invalid_request to a body nested too deeply to process, billing nothing', async () => {
+    // Built as text: serializing it is what overflows (the test's own JSON.stringify included).
+    const deep = `${'['.repeat(10_000)}${']'.repeat(10_000)}`;
+    const withDeep = (body: unknown) => JSON.stringify(body).replace('"DEEP"', deep);
+    const k = await createKey(h.gw, 'acme', ['--models', 'mock/echo']);
+    await synced();
+    // Measured for the prompt bound (tool calls) and hashed by the mock provider (any extra key).
+    for (const body of [
+      withDeep(hello('mock/echo', { messages: [{ role: 'assistant', content: null, tool_calls: 'DEEP' }, { role: 'user', content: 'hi' }] })),
+      withDeep(hello('mock/echo', { messages: [{ role: 'user', content: 'hi', extra: 'DEEP' }] })),
+      withDeep(hello('mock/echo', { response_format: 'DEEP' })),
+    ]) {
+      const r = await chat(h.url, k.key, body);
+      expect(r.status).toBe(400);
+      expect(r.json()).toMatchObject({ error: { code: 'invalid_request', type: 'invalid_request_error' } });
+    }
+    const usage = await call(h.url, '/v1/usage', { key: k.key });
+    expect(JSON.stringify(usage.json())).not.toMatch(/"prompt_tokens":[1-9]/);
+  });
+
   it('answers 404 not_found for an unknown route, with a request id', async () => {
     const r = await call(h.url, '/v2/whatever');
     expect(r.status).toBe(404);
