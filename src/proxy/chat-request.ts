@@ -83,6 +83,16 @@ export function fitsChatRequest(json: Record<string, unknown>): boolean {
   return absent(n) || (Number.isSafeInteger(n) && (n as number) >= 1 && (n as number) <= 128);
 }
 
+/** The value at `path` in a parsed body (undefined when any step is missing). */
+function valueAt(json: unknown, path: readonly PropertyKey[]): unknown {
+  let v = json;
+  for (const k of path) {
+    if (typeof v !== 'object' || v === null || !Object.hasOwn(v, k)) return undefined;
+    v = (v as Record<PropertyKey, unknown>)[k];
+  }
+  return v;
+}
+
 /** Parses the raw body; throws a public invalid_request naming the offending field. */
 export function parseChatRequest(raw: Buffer): ChatRequest {
   let json: unknown;
@@ -99,7 +109,10 @@ export function parseChatRequest(raw: Buffer): ChatRequest {
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const param = issue?.path.map(String).join('.') || null;
-    const what = issue?.code === 'invalid_type' && issue.input === undefined ? `'${param}' is required` : `Invalid value for '${param}': ${issue?.message ?? 'invalid'}`;
+    // zod 4 leaves the offending input out of its issues: look the field up in the body, so a
+    // value of the wrong type is not called missing.
+    const missing = issue?.code === 'invalid_type' && valueAt(json, issue.path) === undefined;
+    const what = missing ? `'${param}' is required` : `Invalid value for '${param}': ${issue?.message ?? 'invalid'}`;
     throw gatewayError('invalid_request', `${what}.`, param);
   }
   return parsed.data;

@@ -147,4 +147,22 @@ describe('fitsChatRequest', () => {
     expect(() => parseChatRequest(Buffer.from('{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":-1}'))).toThrow(/max_tokens/);
     expect(() => parseChatRequest(Buffer.from('{"messages":[{"role":"user","content":"x"}]}'))).toThrow(/'model' is required/);
   });
+
+  it('calls a field of the wrong type invalid, not missing', () => {
+    const msg = (body: string) => {
+      try {
+        parseChatRequest(Buffer.from(body));
+      } catch (err) {
+        return (err as Error).message;
+      }
+      return 'accepted';
+    };
+    const m = '"messages":[{"role":"user","content":"x"}]';
+    expect(msg(`{"model":5,${m}}`)).toMatch(/^Invalid value for 'model': /);
+    expect(msg(`{"model":"m",${m},"max_tokens":1.5}`)).toMatch(/^Invalid value for 'max_tokens': /);
+    expect(msg(`{"model":"m",${m},"max_tokens":"10"}`)).toMatch(/^Invalid value for 'max_tokens': /);
+    expect(msg(`{"model":"m",${m},"stream":"true"}`)).toMatch(/^Invalid value for 'stream': /);
+    expect(msg(`{"model":"m",${m},"stream_options":"x"}`)).toMatch(/^Invalid value for 'stream_options': /);
+    expect(msg('{"model":"m","messages":[{"content":"x"}]}')).toMatch(/^'messages\.0\.role' is required/);
+  });
 });
