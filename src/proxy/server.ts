@@ -180,7 +180,10 @@ export function createProxyServer(deps: ProxyDeps): ProxyServer {
         res.setHeader('connection', 'close');
         return sendPublicError(res, publicError('unavailable', 'The gateway is shutting down; retry on another instance.', { headers: { 'retry-after': '1' } }));
       }
-      if (!route) return sendPublicError(res, publicError('not_found', `Unknown route: ${req.method} ${path.slice(0, 200)}`));
+      if (!route) {
+        if (!req.complete) res.setHeader('connection', 'close'); // an upload nobody will read
+        return sendPublicError(res, publicError('not_found', `Unknown route: ${req.method} ${path.slice(0, 200)}`));
+      }
       // In flight until the handler is done, settlement included (it may outlive the response).
       inFlight++;
       dispatch(deps, route, ctx, req, res).then(done, (err: unknown) => {

@@ -82,6 +82,21 @@ describe('bad clients', () => {
     expect(JSON.stringify(usage.json())).not.toMatch(/"prompt_tokens":[1-9]/);
   });
 
+  it('closes the connection after refusing a request whose upload it did not read', async () => {
+    for (const [line, auth] of [
+      ['POST /v1/chat/completions', 'Bearer gw_nope'],
+      ['POST /v1/nowhere', `Bearer ${key.key}`],
+    ] as const) {
+      const head = `${line} HTTP/1.1\r\nHost: x\r\nAuthorization: ${auth}\r\nContent-Type: application/json\r\nContent-Length: 100000000\r\n\r\n`;
+      const t0 = Date.now();
+      const r = parse(await raw([head, 'x'.repeat(64 * 1024), { waitMs: 200 }, 'x'.repeat(64 * 1024), { waitMs: 200 }]));
+      expect([401, 404]).toContain(r.status);
+      expect(r.headers).toContain('connection: close');
+      // Closed by the server, not by the client's own 5 s timeout.
+      expect(Date.now() - t0).toBeLessThan(3_000);
+    }
+  });
+
   it('answers 404 not_found for an unknown route, with a request id', async () => {
     const r = await call(h.url, '/v2/whatever');
     expect(r.status).toBe(404);

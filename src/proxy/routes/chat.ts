@@ -74,7 +74,12 @@ export async function handleChat(deps: ProxyDeps, ctx: RequestContext, req: Inco
   const snapshot = deps.snapshot();
   const now = deps.now();
   const a = deps.auth(req, snapshot, now);
-  if (!a.ok) return refuse(deps, res, a.error);
+  if (!a.ok) {
+    // Refused before its body was read: closing beats reading (node would drain any upload,
+    // however large, to keep the connection).
+    if (!req.complete) res.setHeader('connection', 'close');
+    return refuse(deps, res, a.error);
+  }
   const { auth } = a;
   let raw: Buffer;
   let parsed: ChatRequest;
