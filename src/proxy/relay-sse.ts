@@ -33,6 +33,12 @@ export interface RelayOptions {
   watch: StreamWatch | null;
   /** Longest the client may refuse more bytes; then it is dropped (see ProxyConfig.clientWriteTimeoutMs). */
   writeTimeoutMs: number;
+  /**
+   * For an unwatched stream: a watch that takes over once the stream looks like more than its
+   * reservation (an upstream ignoring max_tokens). Checked cheaply: only after `afterBytes` raw
+   * bytes is `exceeded` asked, and once it says yes the stream is watched event by event.
+   */
+  guard?: { afterBytes: number; exceeded(state: Readonly<SseObservation>): boolean; watch: StreamWatch };
 }
 
 /**
@@ -108,10 +114,18 @@ export async function relaySse(res: ServerResponse, up: UpstreamResponse, opts: 
   res.writeHead(200, headers);
   let firstByteAt: number | null = null;
   const result = (end: StreamEnd): StreamResult => ({ end, state: tap.state, firstByteAt });
+  let watch = opts.watch;
+  let relayed = 0;
+  const cut = async (refusal: { message: string; type: string; code: string }) => {
+    up.discard();
+    await write(res, [Buffer.from(formatSseError(refusal)), Buffer.from(SSE_DONE)], opts.writeTimeoutMs);
+    res.end();
+    return result({ kind: 'cut', code: refusal.code });
+  };
   try {
     for await (const chunk of up.body) {
       if (firstByteAt === null) firstByteAt = performance.now();
-      if (!opts.watch) {
+      if (!watch) {
         const out = tap.push(chunk);
         // The upstream's last chunk (onComplete usually runs in the same read as its last
         // onData): it leaves with the end of the response, one socket write instead of two.
@@ -119,6 +133,12 @@ export async function relaySse(res: ServerResponse, up: UpstreamResponse, opts: 
         const wait = send(res, out, opts.writeTimeoutMs);
         if (wait) await wait;
         if (opts.clientGone()) return result({ kind: 'client_gone' });
+        const guard = opts.guard;
+        if (guard && (relayed += chunk.length) > guard.afterBytes && guard.exceeded(tap.state)) {
+          watch = guard.watch;
+          const refusal = await watch.check(tap.state);
+          if (refusal) return cut(refusal);
+        }
         continue;
       }
       // A watched stream is judged event by event, so a burst cannot run past the reservation.
@@ -126,13 +146,8 @@ export async function relaySse(res: ServerResponse, up: UpstreamResponse, opts: 
         const wait = send(res, tap.push(piece), opts.writeTimeoutMs);
         if (wait) await wait;
         if (opts.clientGone()) return result({ kind: 'client_gone' });
-        const refusal = await opts.watch.check(tap.state);
-        if (refusal) {
-          up.discard();
-          await write(res, [Buffer.from(formatSseError(refusal)), Buffer.from(SSE_DONE)], opts.writeTimeoutMs);
-          res.end();
-          return result({ kind: 'cut', code: refusal.code });
-        }
+        const refusal = await watch.check(tap.state);
+        if (refusal) return cut(refusal);
       }
     }
   } catch (err) {

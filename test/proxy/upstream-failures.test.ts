@@ -346,6 +346,41 @@ describe('usage the upstream reports partly, badly or too early', () => {
   });
 });
 
+describe('an upstream that ignores max_tokens', () => {
+  it('is watched once its stream is far past the cap, and cut when the quota has no room', async () => {
+    const k = await createKey(h.gw, 'up', ['--daily-tokens', '20000']);
+    await synced();
+    const usage = { prompt_tokens: 12, completion_tokens: 50_000, total_tokens: 50_012 };
+    const items: SseItem[] = [...Array.from({ length: 2_000 }, () => contentChunk('v'.repeat(99) + ' ')), { data: { id: 'gen-x', object: 'chat.completion.chunk', created: 1, model: M, choices: [], usage } }];
+    fake.enqueue({ type: 'sse', items });
+    const r = await chat(h.url, k.key, stream({ max_tokens: 50 }));
+    const events = r.text.split('\n\n').filter(Boolean);
+    expect(events.at(-1)).toBe('data: [DONE]');
+    expect(events.at(-2)).toContain('"code":"quota_exceeded"');
+    const delivered = events.filter((e) => e.includes('vvvv')).length;
+    expect(delivered).toBeLessThan(2_000);
+    const [ev] = await waitForEvents(h.db, k.id, 1);
+    expect(ev).toMatchObject({ errorCode: 'quota_exceeded', usageSource: 'estimated', completionTokens: delivered * 25 });
+    expect(ev!.promptTokens + ev!.completionTokens).toBeLessThanOrEqual(20_000);
+  });
+
+  it('leaves a stream that honours its cap alone, however fat its events', async () => {
+    const k = await createKey(h.gw, 'up', ['--daily-tokens', '20000']);
+    await synced();
+    // 50 tokens, each in an event carrying 4 KB of logprobs-like baggage: 200 KB raw, 250 bytes of text.
+    const fat = (text: string): SseItem => ({
+      data: { id: 'gen-x', object: 'chat.completion.chunk', created: 1, model: M, choices: [{ index: 0, delta: { content: text }, logprobs: { content: [{ token: text, logprob: -0.1, top_logprobs: 'p'.repeat(4096) }] }, finish_reason: null }] },
+    });
+    const usage = { prompt_tokens: 12, completion_tokens: 50, total_tokens: 62 };
+    fake.enqueue({ type: 'sse', items: [...Array.from({ length: 50 }, () => fat('word ')), { data: { id: 'gen-x', object: 'chat.completion.chunk', created: 1, model: M, choices: [], usage } }] });
+    const r = await chat(h.url, k.key, stream({ max_tokens: 50 }));
+    expect(r.text.trim().endsWith('data: [DONE]')).toBe(true);
+    expect(r.text).not.toContain('quota_exceeded');
+    const [ev] = await waitForEvents(h.db, k.id, 1);
+    expect(ev).toMatchObject({ promptTokens: 12, completionTokens: 50, usageSource: 'upstream', errorCode: null });
+  });
+});
+
 describe('request limits', () => {
   it('count a request the upstream failed, as the store does, so a restart changes nothing', async () => {
     const k = await createKey(h.gw, 'up', ['--max-requests', '3']);

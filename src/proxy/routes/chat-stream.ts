@@ -5,7 +5,7 @@ import type { ReportedUsage } from '../billing.js';
 import { completionTokenEstimate, deliveredTokenBound } from '../chat-request.js';
 import { denialError, sendPublicError, toPublicError, upstreamError } from '../errors.js';
 import { reportedUsage } from '../relay-json.js';
-import { relaySse, type StreamWatch } from '../relay-sse.js';
+import { type RelayOptions, relaySse, type StreamWatch } from '../relay-sse.js';
 import type { StreamUsage } from '../sse-usage.js';
 import { type ChatCall, finish } from './chat.js';
 
@@ -61,6 +61,28 @@ function quotaWatch(call: ChatCall): StreamWatch {
   };
 }
 
+/**
+ * With max_tokens the reservation is exact and the stream is not watched, provided the upstream
+ * honours the cap. One that does not (it happens: a provider ignoring max_tokens, a proxy in
+ * between dropping it) would stream past the reservation unchecked. So once a stream's raw bytes
+ * pass RAW_BYTES_PER_TOKEN per token of the cap (no event carries that much per token, logprobs
+ * included) its delivered text is measured, and past TEXT_BYTES_PER_TOKEN per token (no
+ * tokenizer's tokens are that long on average) it is watched like a stream without max_tokens:
+ * more room is reserved as it grows, and without room it is cut. A stream that honours its cap
+ * never gets there; one that does not overspends by at most those bytes' worth before the check.
+ */
+const RAW_BYTES_PER_TOKEN = 512;
+const TEXT_BYTES_PER_TOKEN = 16;
+
+function capGuard(call: ChatCall): NonNullable<RelayOptions['guard']> {
+  const cap = call.plan.completionCap;
+  return {
+    afterBytes: cap * RAW_BYTES_PER_TOKEN + 65_536,
+    exceeded: (state) => state.deliveredBytes > cap * TEXT_BYTES_PER_TOKEN + 1_024,
+    watch: quotaWatch(call),
+  };
+}
+
 export async function relayChatStream(call: ChatCall, headers: Record<string, string>): Promise<void> {
   const { deps, ctx, res, outcome, plan } = call;
   const sentAt = performance.now();
@@ -79,13 +101,15 @@ export async function relayChatStream(call: ChatCall, headers: Record<string, st
     return;
   }
   outcome.delivered = true;
-  const watch = !plan.capGiven && call.bill.reservations.length > 0 ? quotaWatch(call) : null;
+  const limited = call.bill.reservations.length > 0;
+  const watch = !plan.capGiven && limited ? quotaWatch(call) : null;
   const r = await relaySse(res, up, {
     includeUsage: call.parsed.stream_options?.include_usage === true,
     headers,
     clientGone: call.clientGone,
     watch,
     writeTimeoutMs: deps.config.clientWriteTimeoutMs,
+    guard: plan.capGiven && limited ? capGuard(call) : undefined,
   });
   const endedAt = performance.now();
   outcome.reported = reported(r.state.usage);
