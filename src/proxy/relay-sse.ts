@@ -134,7 +134,8 @@ export async function relaySse(res: ServerResponse, up: UpstreamResponse, opts: 
         if (wait) await wait;
         if (opts.clientGone()) return result({ kind: 'client_gone' });
         const guard = opts.guard;
-        if (guard && (relayed += chunk.length) > guard.afterBytes && guard.exceeded(tap.state)) {
+        relayed += chunk.length;
+        if (guard && relayed > guard.afterBytes && guard.exceeded(tap.state)) {
           watch = guard.watch;
           const refusal = await watch.check(tap.state);
           if (refusal) return cut(refusal);
