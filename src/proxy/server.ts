@@ -66,18 +66,29 @@ class LazyContext implements RequestContext {
   }
 }
 
+/** The methods each path answers (HEAD wherever GET is: node sends its headers without the body). */
+const ALLOWED: Readonly<Record<string, string>> = {
+  '/v1/chat/completions': 'POST',
+  '/v1/models': 'GET, HEAD',
+  '/v1/usage': 'GET, HEAD',
+  '/healthz': 'GET, HEAD',
+  '/readyz': 'GET, HEAD',
+  '/metrics': 'GET, HEAD',
+};
+
 function routeOf(method: string, path: string): string | null {
+  const get = method === 'GET' || method === 'HEAD';
   switch (path) {
     case '/v1/chat/completions':
       return method === 'POST' ? 'chat' : null;
     case '/v1/models':
-      return method === 'GET' ? 'models' : null;
+      return get ? 'models' : null;
     case '/v1/usage':
-      return method === 'GET' ? 'usage' : null;
+      return get ? 'usage' : null;
     case '/healthz':
     case '/readyz':
     case '/metrics':
-      return method === 'GET' || method === 'HEAD' ? path.slice(1) : null;
+      return get ? path.slice(1) : null;
     default:
       return null;
   }
@@ -152,6 +163,8 @@ export function createProxyServer(deps: ProxyDeps): ProxyServer {
       headersTimeout: config.clientHeadersTimeoutMs,
       requestTimeout: config.clientRequestTimeoutMs + 5_000,
       keepAliveTimeout: config.keepAliveTimeoutMs,
+      // Checked in the handler, so the refusal is OpenAI-shaped like every other answer.
+      requireHostHeader: false,
       connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(config.clientHeadersTimeoutMs / 4))),
     },
     (req, res) => {
@@ -182,7 +195,16 @@ export function createProxyServer(deps: ProxyDeps): ProxyServer {
       }
       if (!route) {
         if (!req.complete) res.setHeader('connection', 'close'); // an upload nobody will read
+        const allow = Object.hasOwn(ALLOWED, path) ? ALLOWED[path]! : null;
+        if (allow) {
+          return sendPublicError(res, publicError('method_not_allowed', `${req.method} is not allowed on ${path}; use ${allow}.`, { headers: { allow } }));
+        }
         return sendPublicError(res, publicError('not_found', `Unknown route: ${req.method} ${path.slice(0, 200)}`));
+      }
+      if (req.headers.host === undefined && req.httpVersion === '1.1') {
+        // HTTP/1.1 requires Host; node's own refusal of it has an empty body.
+        res.setHeader('connection', 'close');
+        return sendPublicError(res, publicError('invalid_request', 'HTTP/1.1 requests need a Host header.'));
       }
       // In flight until the handler is done, settlement included (it may outlive the response).
       inFlight++;
@@ -195,6 +217,15 @@ export function createProxyServer(deps: ProxyDeps): ProxyServer {
       });
     },
   );
+  // An Expect other than 100-continue: node's own 417 has an empty body.
+  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+    res.setHeader('connection', 'close');
+    sendPublicError(res, publicError('invalid_request', `Unsupported Expect header: ${String(req.headers.expect).slice(0, 100)}.`, { status: 417 }));
+  });
+  // CONNECT (a tunnel): without a listener node drops the socket without a word.
+  server.on('connect', (_req: IncomingMessage, socket: Socket) => {
+    socket.end(rawAnswer(publicError('method_not_allowed', 'CONNECT is not supported: this is an API, not a proxy for tunnels.'), newRequestId()));
+  });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: CountedSocket) => {
     if (err.code === 'ECONNRESET' || !socket.writable || (socket[OPEN_RESPONSES] ?? 0) > 0) return void socket.destroy();
     socket.end(rawAnswer(clientErrorAnswer(err.code), newRequestId()));

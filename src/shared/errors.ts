@@ -35,6 +35,7 @@ export const ERROR_TABLE = {
   forbidden: spec(403, 'permission_error', EXIT.permission),
   model_not_found: spec(404, 'invalid_request_error', EXIT.notFound),
   not_found: spec(404, 'invalid_request_error', EXIT.notFound),
+  method_not_allowed: spec(405, 'invalid_request_error', EXIT.usage),
   conflict: spec(409, 'invalid_request_error', EXIT.conflict),
   request_too_large: spec(413, 'invalid_request_error', EXIT.usage),
   request_timeout: spec(408, 'invalid_request_error', EXIT.usage),

@@ -97,6 +97,30 @@ describe('bad clients', () => {
     }
   });
 
+  it('answers in OpenAI shape what node would refuse with an empty body, and 405 with Allow for a wrong method', async () => {
+    const noHost = parse(await raw(['GET /v1/models HTTP/1.1\r\nAuthorization: Bearer x\r\n\r\n']));
+    expect(noHost.status).toBe(400);
+    expect(noHost.body.error.code).toBe('invalid_request');
+    const expectation = parse(await raw([`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nExpect: foo\r\nContent-Length: 2\r\n\r\n{}`]));
+    expect(expectation.status).toBe(417);
+    expect(expectation.body.error.code).toBe('invalid_request');
+    const tunnel = parse(await raw(['CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n']));
+    expect(tunnel.status).toBe(405);
+    expect(tunnel.body.error.code).toBe('method_not_allowed');
+    const wrong = await call(h.url, '/v1/chat/completions');
+    expect(wrong.status).toBe(405);
+    expect(wrong.headers.allow).toBe('POST');
+    expect(wrong.json()).toMatchObject({ error: { code: 'method_not_allowed', type: 'invalid_request_error' } });
+    const post = await call(h.url, '/v1/models', { method: 'POST', body: {} });
+    expect(post.status).toBe(405);
+    expect(post.headers.allow).toBe('GET, HEAD');
+    const head = await call(h.url, '/v1/models', { method: 'HEAD', key: key.key });
+    expect(head.status).toBe(200);
+    expect(head.text).toBe('');
+    // HTTP/1.0 needs no Host.
+    expect(parse(await raw(['GET /healthz HTTP/1.0\r\n\r\n'])).status).toBe(200);
+  });
+
   it('answers 404 not_found for an unknown route, with a request id', async () => {
     const r = await call(h.url, '/v2/whatever');
     expect(r.status).toBe(404);
