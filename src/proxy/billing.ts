@@ -50,6 +50,14 @@ export interface BillingDeps {
 
 export interface Bill {
   requestId: string;
+  /**
+   * When the request was admitted (epoch ms): its usage event is dated then, so the store, the
+   * daily rollups and the limit counters (which count a request in the window it was reserved
+   * in, memory and Redis alike) put a request that ends after midnight, or after a quota reset,
+   * on the same side of it. Dated at settlement, such a request counted in the new window in the
+   * store (and in a restarted proxy's seed) but in the old one live.
+   */
+  at: number;
   auth: AuthOk;
   plan: AdmissionPlan;
   model: string;
@@ -127,7 +135,7 @@ export function settle(deps: BillingDeps, bill: Bill, o: Outcome): Settlement | 
     for (let i = 1; i < rs.length; i++) limits.settleSync(rs[i]!, ZERO, now);
     if (rs.length > 0) states = limits.settleSync(rs[0]!, actual, now);
   } finally {
-    record(deps, bill, o, charge, now);
+    record(deps, bill, o, charge);
   }
   return { charge, states };
 }
@@ -139,18 +147,18 @@ async function settleAsync(deps: BillingDeps, bill: Bill, o: Outcome, charge: Ch
     for (const ext of extensions) await deps.limits.settle(ext, ZERO, now);
     if (first) states = await deps.limits.settle(first, actual, now);
   } finally {
-    record(deps, bill, o, charge, now);
+    record(deps, bill, o, charge);
   }
   return { charge, states };
 }
 
 const NO_ANCESTORS: readonly string[] = Object.freeze([]);
 
-function record(deps: BillingDeps, bill: Bill, o: Outcome, charge: Charge, now: number): void {
+function record(deps: BillingDeps, bill: Bill, o: Outcome, charge: Charge): void {
   const { auth } = bill;
   deps.sink.add({
     requestId: bill.requestId,
-    ts: now,
+    ts: bill.at,
     orgId: auth.org.id,
     userId: auth.key.userId,
     keyId: auth.key.id,

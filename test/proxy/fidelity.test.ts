@@ -151,8 +151,9 @@ describe('streaming to a slow reader', () => {
       }));
       const usage = { prompt_tokens: 10, completion_tokens: 500, total_tokens: 510 };
       fake.script(() => ({ type: 'sse', items: [...items, { data: { id: 'gen-big', object: 'chat.completion.chunk', created: 1, model: 'openai/gpt-4o-mini', choices: [], usage } }] }));
-      // max_tokens given: the stream is not watched against the quota, so it all goes through.
-      const body = hello('openai/gpt-4o-mini', { stream: true, max_tokens: 10, stream_options: { include_usage: true } });
+      // max_tokens given, and large enough for 4 MB of text (16 bytes a token): the stream is not
+      // watched against the quota (the guard against upstreams that ignore max_tokens stays off).
+      const body = hello('openai/gpt-4o-mini', { stream: true, max_tokens: 300_000, stream_options: { include_usage: true } });
       const upstream = await direct(body);
       const res = await request(`${h.url}/v1/chat/completions`, {
         method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify(body), highWaterMark: 16 * 1024,

@@ -98,6 +98,7 @@ export interface EventRow {
   costMicros: number;
   usageSource: string;
   stream: boolean;
+  ts: Date;
 }
 
 /** Usage events the proxy wrote to the store (read through a separate connection). */

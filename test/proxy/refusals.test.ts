@@ -114,7 +114,7 @@ describe('400, 404, 413: bad requests are refused and nothing is billed', () => 
     const r = await call(h.url, '/v1/embeddings', { key, body: {} });
     expect(r.status).toBe(404);
     expect(r.json<Err>().error.code).toBe('not_found');
-    expect((await call(h.url, '/v1/chat/completions', { key })).status).toBe(404);
+    expect((await call(h.url, '/v1/chat/completions', { key })).status).toBe(405); // a known path, the wrong method
   });
 
   it('refuses a body over the configured limit with 413', async () => {

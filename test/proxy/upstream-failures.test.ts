@@ -6,7 +6,7 @@ import pino from 'pino';
 import { request } from 'undici';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type FakeUpstream, midStreamError, type SseItem, startFakeUpstream } from '../fakes/upstream.js';
-import { chat, createKey, createOrg, type Harness, hello, startHarness, storedEvents, synced, waitForEvents } from './harness.js';
+import { call, chat, createKey, createOrg, type Harness, hello, startHarness, storedEvents, synced, waitForEvents } from './harness.js';
 
 let h: Harness;
 let fake: FakeUpstream;
@@ -425,6 +425,33 @@ describe('logs', () => {
       expect(events.map((e) => e.status)).toEqual([499, 499]);
       expect(lines.filter((l) => l.level >= 50)).toEqual([]);
       expect(lines.filter((l) => l.msg === 'client gone before the answer')).toHaveLength(2);
+    } finally {
+      await own.close();
+    }
+  });
+});
+
+describe('a request that ends after midnight', () => {
+  it('is dated when it was admitted, the day its quota counted it in (memory and Redis counters alike)', async () => {
+    const start = Date.UTC(2030, 5, 10, 23, 59, 59, 500);
+    let clock = start;
+    const own = await startHarness({ proxy: { now: () => clock } });
+    try {
+      await createOrg(own.gw, 'up', ['--provider', 'openai-compatible', '--base-url', fake.url, '--unknown-models', 'free']);
+      const k = await createKey(own.gw, 'up', ['--daily-tokens', '100000']);
+      await synced();
+      fake.enqueue({ type: 'sse', items: [contentChunk('before midnight '), contentChunk('and after', 300)] });
+      const pending = chat(own.url, k.key, stream({ max_tokens: 100 }));
+      await fake.waitForRequests(1);
+      clock = Date.UTC(2030, 5, 11, 0, 0, 0, 500);
+      expect((await pending).status).toBe(200);
+      const [ev] = await waitForEvents(own.db, k.id, 1);
+      // Dated at settlement (the 11th) the store and a restarted proxy's seed counted it in the
+      // 11th, while the live counter had counted it in the 10th.
+      expect(new Date(ev!.ts).getTime()).toBe(start);
+      const usage = await call(own.url, '/v1/usage', { key: k.key });
+      const day = usage.json<{ limits: { window: string; used: number }[] }>().limits.find((l) => l.window === 'day');
+      expect(day?.used).toBe(0);
     } finally {
       await own.close();
     }

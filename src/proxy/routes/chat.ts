@@ -110,7 +110,7 @@ export async function handleChat(deps: ProxyDeps, ctx: RequestContext, req: Inco
     return refuse(deps, res, toPublicError(err, ctx.log));
   }
   if (!adm.ok) return refuse(deps, res, denialError(adm.denial, now));
-  await serve(deps, ctx, req, res, auth, parsed, raw, plan, adm.reservation);
+  await serve(deps, ctx, req, res, auth, parsed, raw, plan, adm.reservation, now);
 }
 
 async function serve(
@@ -123,6 +123,7 @@ async function serve(
   raw: Buffer,
   plan: AdmissionPlan,
   reservation: Reservation | null,
+  admittedAt: number,
 ): Promise<void> {
   const stream = parsed.stream === true;
   const abort = new ClientAbort();
@@ -137,6 +138,7 @@ async function serve(
   if (ctx.closed) ctx.onClose();
   const bill: Bill = {
     requestId: ctx.id,
+    at: admittedAt,
     auth,
     plan,
     model: parsed.model,
