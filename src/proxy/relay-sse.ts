@@ -38,7 +38,7 @@ export interface RelayOptions {
    * reservation (an upstream ignoring max_tokens). Checked cheaply: only after `afterBytes` raw
    * bytes is `exceeded` asked, and once it says yes the stream is watched event by event.
    */
-  guard?: { afterBytes: number; exceeded(state: Readonly<SseObservation>): boolean; watch: StreamWatch };
+  guard?: { afterBytes: number; exceeded(state: Readonly<SseObservation>): boolean; watch(): StreamWatch };
 }
 
 /**
@@ -136,7 +136,7 @@ export async function relaySse(res: ServerResponse, up: UpstreamResponse, opts: 
         const guard = opts.guard;
         relayed += chunk.length;
         if (guard && relayed > guard.afterBytes && guard.exceeded(tap.state)) {
-          watch = guard.watch;
+          watch = guard.watch();
           const refusal = await watch.check(tap.state);
           if (refusal) return cut(refusal);
         }

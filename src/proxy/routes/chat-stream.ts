@@ -79,7 +79,7 @@ function capGuard(call: ChatCall): NonNullable<RelayOptions['guard']> {
   return {
     afterBytes: cap * RAW_BYTES_PER_TOKEN + 65_536,
     exceeded: (state) => state.deliveredBytes > cap * TEXT_BYTES_PER_TOKEN + 1_024,
-    watch: quotaWatch(call),
+    watch: () => quotaWatch(call),
   };
 }
 
