@@ -134,12 +134,13 @@ export function sendJson(res: ServerResponse, status: number, body: Buffer | str
 }
 
 /**
- * Drops the client if an answer it was sent is still not taken after `timeoutMs` (the socket
- * refused part of it): a client that never reads would otherwise hold the answer in memory for
- * as long as it keeps the connection. Costs a property read when the socket took it all.
+ * Drops the client if an answer it was sent is still not taken after `timeoutMs`: a client that
+ * never reads would otherwise hold the answer in memory for as long as it keeps the connection.
+ * Only an answer past the socket's high-water mark (16 KiB) arms the timer; a smaller one is
+ * usually still corked here (node uncorks on the next tick) and is not worth a timer each.
  */
 export function dropIfUnread(res: ServerResponse, timeoutMs: number): void {
-  if (res.writableLength === 0 || res.destroyed) return;
+  if (res.destroyed || res.socket?.writableNeedDrain !== true) return;
   const timer = setTimeout(() => res.destroy(), timeoutMs);
   timer.unref();
   const done = () => clearTimeout(timer);
