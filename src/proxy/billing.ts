@@ -88,7 +88,9 @@ export function chargeFor(bill: Bill, o: Outcome): Charge {
   if (r) {
     const prompt = r.promptTokens ?? bill.plan.prompt.estimate;
     let completion = r.completionTokens ?? o.completionEstimate;
-    if (o.cutShort && o.completionEstimate > completion) completion = o.completionEstimate;
+    // A stream cut short may carry a usage older than its last text; a count of 0 next to
+    // delivered text is a broken report. Either way, at least what was delivered is billed.
+    if ((o.cutShort || completion === 0) && o.completionEstimate > completion) completion = o.completionEstimate;
     const asReported = r.promptTokens === prompt && r.completionTokens === completion;
     const upstreamCost = asReported ? costOf(r.costText) : null;
     return {

@@ -67,7 +67,8 @@ export function sendError(res: ServerResponse, err: unknown, log: Logger): Publi
 export const gatewayError = (code: ErrorCode, message: string, param: string | null = null) => new GatewayError(code, message, { param });
 
 /** A limit-engine refusal as the client sees it: the scope, limit, window and reset, in body and headers. */
-export function denialError(d: Denial, now: number): PublicError {
+/** `stream`: refused more room for a stream under way (not its admission). */
+export function denialError(d: Denial, now: number, phase: 'admission' | 'stream' = 'admission'): PublicError {
   const c = d.counter;
   const scope = `${c.scopeType}:${c.scopeId}`;
   const money = c.metric === 'cost' || c.metric === 'credits';
@@ -76,7 +77,11 @@ export function denialError(d: Denial, now: number): PublicError {
   // Refused with room left: the request's worst case (prompt bound + max_tokens) does not fit,
   // and "used" includes what requests in flight have reserved. Saying so avoids a puzzle.
   const short = d.used < c.max;
-  const needs = short ? `; this request reserves up to ${fmt(d.requested)} (its prompt bound plus max_tokens), more than is left, and requests in flight count until they finish` : '';
+  const needs = !short
+    ? ''
+    : phase === 'stream'
+      ? `; this stream needs ${fmt(d.requested)} more as it grows, more than is left, and requests in flight count until they finish`
+      : `; this request reserves up to ${fmt(d.requested)} (its prompt bound plus max_tokens), more than is left, and requests in flight count until they finish`;
   const what =
     c.metric === 'credits'
       ? `Credit balance of ${scope} is ${short ? 'too low' : 'exhausted'} (${fmt(Math.max(0, c.max - d.used))} left${needs})`

@@ -35,11 +35,18 @@ const newRequestId = () => `req_${idPrefix}${(idSeq++).toString(16).padStart(16,
  */
 export class GatewayResponse<Request extends IncomingMessage = IncomingMessage> extends ServerResponse<Request> {
   requestId = '';
+  /** The socket whose STARTED count this response is in, once it has started. */
+  startedOn: CountedSocket | null = null;
 
   override writeHead(status: number, reasonOrHeaders?: string | OutgoingHttpHeaders | OutgoingHttpHeader[], headers?: OutgoingHttpHeaders | OutgoingHttpHeader[]): this {
     // Node answers some requests itself before any handler runs (417 to an unknown Expect):
     // those get an id of their own too.
     if (!this.requestId) this.requestId = newRequestId();
+    const socket = this.socket as CountedSocket | null;
+    if (socket && this.startedOn === null) {
+      socket[STARTED] = (socket[STARTED] ?? 0) + 1;
+      this.startedOn = socket;
+    }
     // As node does: a reason that is not a string leaves the headers to the third argument.
     const obj = typeof reasonOrHeaders === 'string' ? headers : (reasonOrHeaders ?? headers);
     if (obj && !Array.isArray(obj)) obj['x-request-id'] = this.requestId;
@@ -97,13 +104,14 @@ function routeOf(method: string, path: string): string | null {
 const DONE = Promise.resolve();
 
 /**
- * Responses not yet closed on a socket (pipelined requests can queue several). A request node
- * cannot parse on a socket with one in progress is not answered with a raw 400, which would land
- * in the middle of that response's bytes: the socket is closed instead (as node itself does once
- * a response has started).
+ * Responses that have started (writeHead) and not closed, per socket. A request node cannot
+ * parse (bad framing of a body, garbage after a pipelined request) on a socket with a response
+ * under way is not answered with a raw 400, which would land in the middle of that response's
+ * bytes: the socket is closed instead, as node itself does. Before any response has started the
+ * 400 goes out as usual.
  */
-const OPEN_RESPONSES = Symbol('openResponses');
-type CountedSocket = Socket & { [OPEN_RESPONSES]?: number };
+const STARTED = Symbol('startedResponses');
+type CountedSocket = Socket & { [STARTED]?: number };
 
 /**
  * The route's own promise (not an async wrapper around it: that was one more promise and turn
@@ -175,13 +183,11 @@ export function createProxyServer(deps: ProxyDeps): ProxyServer {
       const q = url.indexOf('?');
       const path = q === -1 ? url : url.slice(0, q);
       const route = routeOf(req.method ?? 'GET', path);
-      const socket = req.socket as CountedSocket;
-      socket[OPEN_RESPONSES] = (socket[OPEN_RESPONSES] ?? 0) + 1;
       // One close listener per request: it counts the answer and tells the handler (client gone?).
       // on(), not once(): a response closes once, and once() wraps every listener in a bound
       // function with a state object.
       res.on('close', () => {
-        socket[OPEN_RESPONSES]!--;
+        if (res.startedOn) res.startedOn[STARTED]!--;
         ctx.closed = true;
         try {
           ctx.onClose?.();
@@ -227,7 +233,7 @@ export function createProxyServer(deps: ProxyDeps): ProxyServer {
     socket.end(rawAnswer(publicError('method_not_allowed', 'CONNECT is not supported: this is an API, not a proxy for tunnels.'), newRequestId()));
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: CountedSocket) => {
-    if (err.code === 'ECONNRESET' || !socket.writable || (socket[OPEN_RESPONSES] ?? 0) > 0) return void socket.destroy();
+    if (err.code === 'ECONNRESET' || !socket.writable || (socket[STARTED] ?? 0) > 0) return void socket.destroy();
     socket.end(rawAnswer(clientErrorAnswer(err.code), newRequestId()));
   });
   return {

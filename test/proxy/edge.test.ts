@@ -121,6 +121,17 @@ describe('bad clients', () => {
     expect(parse(await raw(['GET /healthz HTTP/1.0\r\n\r\n'])).status).toBe(200);
   });
 
+  it('answers 400 to a body with broken framing from a valid key (no response has started yet)', async () => {
+    for (const framing of [
+      'Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n',
+      'Transfer-Encoding: identity\r\nContent-Length: 2\r\n\r\n{}',
+    ]) {
+      const r = parse(await raw([`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key.key}\r\nContent-Type: application/json\r\n${framing}`]));
+      expect(r.status).toBe(400);
+      expect(r.body.error.code).toBe('invalid_request');
+    }
+  });
+
   it('answers 404 not_found for an unknown route, with a request id', async () => {
     const r = await call(h.url, '/v2/whatever');
     expect(r.status).toBe(404);

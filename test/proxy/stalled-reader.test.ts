@@ -90,6 +90,29 @@ describe('a client that stops reading', () => {
 });
 
 describe('a request node cannot parse on a connection with an answer in progress', () => {
+  it('after a pipelined request still waiting for its upstream: a 400, and that request recorded as the client gone', async () => {
+    fake.enqueue({ type: 'default', headerDelayMs: 300 });
+    const before = fake.requests.length;
+    const { port } = new URL(h.url);
+    const socket = connect(Number(port), '127.0.0.1');
+    const json = JSON.stringify(hello(M));
+    let answer = '';
+    socket.on('data', (d: Buffer) => {
+      answer += d.toString();
+    });
+    socket.on('error', () => {});
+    const closed = new Promise((resolve) => socket.once('close', resolve));
+    socket.write(
+      `POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${key.key}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(json)}\r\n\r\n${json}garbage\r\n\r\n`,
+    );
+    await closed;
+    expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+    await expect.poll(() => fake.requests.length, { timeout: 3_000 }).toBe(before + 1);
+    await expect
+      .poll(async () => (await storedEvents(h.db, key.id)).filter((e) => e.status === 499 && e.errorCode === 'aborted' && !e.stream).length, { timeout: 5_000 })
+      .toBeGreaterThan(0);
+  });
+
   it('closes the connection instead of writing a raw 400 into the middle of that answer', async () => {
     fake.enqueue({ type: 'sse', items: [big(10), { ...big(10), delayMs: 400 }, { ...big(10), delayMs: 400 }] });
     const { port } = new URL(h.url);

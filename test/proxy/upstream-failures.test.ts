@@ -245,6 +245,7 @@ describe('quota reached in a stream without max_tokens', () => {
     const events = r.text.split('\n\n').filter(Boolean);
     expect(events.at(-1)).toBe('data: [DONE]');
     expect(events.at(-2)).toContain('"code":"quota_exceeded"');
+    expect(events.at(-2)).not.toContain('plus max_tokens'); // the stream's own wording, not admission's
     const delivered = events.filter((e) => e.includes('"content"')).length;
     expect(delivered).toBeLessThan(200);
     const [ev] = await waitForEvents(h.db, k.id, 1);
@@ -335,6 +336,14 @@ describe('usage the upstream reports partly, badly or too early', () => {
     expect(delivered).toBeGreaterThan(0);
     const ev = await billed(key.id, r.headers['x-request-id']);
     expect(ev).toMatchObject({ promptTokens: 10, completionTokens: delivered * 50, usageSource: 'estimated', errorCode: 'upstream_error' });
+  });
+
+  it('does not take a completion count of 0 next to delivered text', async () => {
+    const zero = { data: { id: 'gen-x', object: 'chat.completion.chunk', created: 1, model: M, choices: [], usage: { prompt_tokens: 10, completion_tokens: 0, total_tokens: 10, cost: 0 } } };
+    fake.enqueue({ type: 'sse', items: [contentChunk('q'.repeat(399) + ' '), zero] });
+    const r = await chat(h.url, key.key, stream({ max_tokens: 1000 }));
+    expect(r.text.trim().endsWith('data: [DONE]')).toBe(true);
+    expect(await billed(key.id, r.headers['x-request-id'])).toMatchObject({ promptTokens: 10, completionTokens: 100, usageSource: 'estimated' });
   });
 
   it('trusts a finished stream whose usage came before its last text', async () => {

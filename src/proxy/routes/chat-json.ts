@@ -25,6 +25,11 @@ export async function relayChatJson(call: ChatCall): Promise<void> {
     return;
   }
   outcome.delivered = true;
+  // The upstream produced it (and bills for it), but a client already gone will not get it.
+  if (call.clientGone()) {
+    outcome.status = 499;
+    outcome.errorCode = 'aborted';
+  }
   outcome.reported = answer.reported;
   outcome.completionEstimate = completionTokenEstimate(answer.completionBytes);
   const afterUpstream = performance.now();

@@ -51,7 +51,7 @@ function quotaWatch(call: ChatCall): StreamWatch {
           return null;
         }
         deps.metrics.denial(r.denial.code);
-        const e = denialError(r.denial, deps.now()).body.error;
+        const e = denialError(r.denial, deps.now(), 'stream').body.error;
         return { message: e.message, type: e.type, code: e.code };
       } catch (err) {
         const e = toPublicError(err, ctx.log).body.error;
@@ -117,7 +117,8 @@ export async function relayChatStream(call: ChatCall, headers: Record<string, st
   // The estimate bills a stream whose usage never came (or came without a completion count, or
   // may be older than the text of a stream cut short); reading deliveredBytes measures the
   // delivered text (see sse-usage.ts), so a finished stream billed by its usage skips that.
-  if (!outcome.reported || outcome.reported.completionTokens === null || outcome.cutShort) {
+  const claimed = outcome.reported?.completionTokens ?? null;
+  if (claimed === null || claimed === 0 || outcome.cutShort) {
     outcome.completionEstimate = completionTokenEstimate(r.state.deliveredBytes);
   }
   outcome.ttfbMs = r.firstByteAt === null ? null : Math.round(r.firstByteAt - ctx.startedAt);
