@@ -65,19 +65,20 @@ function quotaWatch(call: ChatCall): StreamWatch {
  * With max_tokens the reservation is exact and the stream is not watched, provided the upstream
  * honours the cap. One that does not (it happens: a provider ignoring max_tokens, a proxy in
  * between dropping it) would stream past the reservation unchecked. So once a stream's raw bytes
- * pass RAW_BYTES_PER_TOKEN per token of the cap (no event carries that much per token, logprobs
- * included) its delivered text is measured, and past TEXT_BYTES_PER_TOKEN per token (no
- * tokenizer's tokens are that long on average) it is watched like a stream without max_tokens:
- * more room is reserved as it grows, and without room it is cut. A stream that honours its cap
- * never gets there; one that does not overspends by at most those bytes' worth before the check.
+ * pass RAW_BYTES_PER_TOKEN per token of the cap (+16 KiB) its delivered text is measured on every
+ * chunk (measuring is what a stream billed by its usage otherwise skips; small streams never pay
+ * it), and past TEXT_BYTES_PER_TOKEN per token (no tokenizer's tokens are that long on average)
+ * it is watched like a stream without max_tokens: more room is reserved as it grows, and without
+ * room it is cut. A stream that honours its cap never gets there, however fat its events
+ * (logprobs); one that does not overspends by at most the text of those raw bytes.
  */
-const RAW_BYTES_PER_TOKEN = 512;
+const RAW_BYTES_PER_TOKEN = 64;
 const TEXT_BYTES_PER_TOKEN = 16;
 
 function capGuard(call: ChatCall): NonNullable<RelayOptions['guard']> {
   const cap = call.plan.completionCap;
   return {
-    afterBytes: cap * RAW_BYTES_PER_TOKEN + 65_536,
+    afterBytes: cap * RAW_BYTES_PER_TOKEN + 16_384,
     exceeded: (state) => state.deliveredBytes > cap * TEXT_BYTES_PER_TOKEN + 1_024,
     watch: () => quotaWatch(call),
   };
