@@ -9,6 +9,8 @@ import type { Snapshot, SnapshotPrice } from '../shared/snapshot/types.js';
 import { type ChatRequest, type PromptTokens, promptTokens, requestedMaxTokens } from './chat-request.js';
 
 export interface AdmissionPlan {
+  /** The configuration the plan was made under (settlement compares it with the current one). */
+  snapshot: Snapshot;
   counters: readonly CounterRef[];
   /** The credit scopes (`type:id`) among the counters: the usage event's creditScopes. */
   creditScopes: readonly string[];
@@ -40,6 +42,7 @@ export function planAdmission(p: PlanInput): AdmissionPlan {
   const prompt = promptTokens(p.req, p.mediaPartTokens);
   const counters = countersFor(p.snapshot, p.auth, p.req.model, p.now);
   return {
+    snapshot: p.snapshot,
     counters,
     creditScopes: creditScopesFor(p.snapshot, p.auth, p.req.model, p.now),
     price: p.price,

@@ -1,9 +1,11 @@
 // Settlement (DESIGN §4–5): replace the reservation with what the request really used, hand
 // one usage event to the sink, and count it. Cost is the upstream's usage.cost when it sends
 // one, else the price table; tokens the upstream did not report are estimated.
-import type { Amounts, CounterState, LimitBackend, Reservation } from '../shared/limits/types.js';
+import type { Amounts, CounterRef, CounterState, LimitBackend, Reservation } from '../shared/limits/types.js';
 import { usdToMicros } from '../shared/money.js';
 import type { AuthOk } from '../shared/snapshot/auth.js';
+import { countersFor } from '../shared/snapshot/counters.js';
+import type { Snapshot } from '../shared/snapshot/types.js';
 import { costMicros } from '../shared/snapshot/pricing.js';
 import type { UsageSink } from '../shared/usage/types.js';
 import type { AdmissionPlan } from './admission.js';
@@ -46,6 +48,8 @@ export interface BillingDeps {
   sink: UsageSink;
   metrics: ProxyMetrics;
   now: () => number;
+  /** The current configuration: limits added since a request was admitted are charged too. */
+  snapshot?: () => Snapshot;
 }
 
 export interface Bill {
@@ -137,6 +141,7 @@ export function settle(deps: BillingDeps, bill: Bill, o: Outcome): Settlement | 
     for (let i = 1; i < rs.length; i++) limits.settleSync(rs[i]!, ZERO, now);
     if (rs.length > 0) states = limits.settleSync(rs[0]!, actual, now);
   } finally {
+    chargeLate(deps, bill, actual, now);
     record(deps, bill, o, charge);
   }
   return { charge, states };
@@ -149,9 +154,39 @@ async function settleAsync(deps: BillingDeps, bill: Bill, o: Outcome, charge: Ch
     for (const ext of extensions) await deps.limits.settle(ext, ZERO, now);
     if (first) states = await deps.limits.settle(first, actual, now);
   } finally {
+    chargeLate(deps, bill, actual, now);
     record(deps, bill, o, charge);
   }
   return { charge, states };
+}
+
+/**
+ * Limits added (or newly matching) since the request was admitted: the store counts its event
+ * against them, as a restarted proxy's seed would, so they are charged here without a check (the
+ * request is over). Credits granted since are not: the event's credit scopes are the ones it was
+ * admitted under, and so are the ledger's charges. Runs in the same turn as record(), so a counter
+ * being seeded at this moment gets the request either from its seed or from the charge, once.
+ */
+function lateCounters(deps: BillingDeps, bill: Bill): CounterRef[] | null {
+  const current = deps.snapshot?.();
+  if (current === undefined || current === bill.plan.snapshot) return null;
+  const counters = countersFor(current, bill.auth, bill.model, bill.at);
+  if (counters === bill.plan.counters || counters.length === 0) return null;
+  const late = counters.filter((c) => c.metric !== 'credits' && !bill.plan.counters.some((p) => p.id === c.id));
+  return late.length > 0 ? late : null;
+}
+
+function chargeLate(deps: BillingDeps, bill: Bill, actual: Amounts, now: number): void {
+  if (!deps.limits.charge) return;
+  const late = lateCounters(deps, bill);
+  if (!late) return;
+  try {
+    const done = deps.limits.charge(late, actual, bill.at, now);
+    // Redis unreachable: the store still holds the event, so a later seed counts it.
+    if (done instanceof Promise) done.catch(() => {});
+  } catch {
+    // As above: a charge that cannot be made is not the request's failure.
+  }
 }
 
 const NO_ANCESTORS: readonly string[] = Object.freeze([]);

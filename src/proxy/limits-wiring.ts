@@ -7,7 +7,9 @@ import { FailoverLimitBackend } from '../shared/limits/failover-backend.js';
 import { MemoryLimitBackend } from '../shared/limits/memory-backend.js';
 import { RedisLimitBackend } from '../shared/limits/redis-backend.js';
 import { storeSeeder } from '../shared/limits/store-seeder.js';
-import type { CounterRef, LimitBackend } from '../shared/limits/types.js';
+import type { CounterRef, CounterSeeder, LimitBackend } from '../shared/limits/types.js';
+import { isRolling } from '../shared/limits/windows.js';
+import type { SinkHold } from '../shared/usage/store-sink.js';
 import { counterId, creditCounterId, sinceFor } from '../shared/snapshot/counters.js';
 import type { Snapshot } from '../shared/snapshot/types.js';
 import type { ScopeType } from '../shared/services/limits.js';
@@ -23,8 +25,14 @@ export interface WiredLimits {
  * One instance: counters in memory, seeded from the store. With --redis: counters in Redis
  * shared by every instance, falling back per org failure mode when Redis is unreachable.
  */
-export async function createLimitBackend(config: ProxyConfig, store: Store, snapshot: () => Snapshot, log: Logger): Promise<WiredLimits> {
-  const seeder = storeSeeder(store, snapshot);
+export async function createLimitBackend(
+  config: ProxyConfig,
+  store: Store,
+  snapshot: () => Snapshot,
+  log: Logger,
+  usageSink: () => { hold(): SinkHold } | null = () => null,
+): Promise<WiredLimits> {
+  const seeder = heldSeeder(storeSeeder(store, snapshot), usageSink);
   const memory = new MemoryLimitBackend({ seeder });
   if (!config.redisUrl) return { limits: memory, problem: () => null };
   const redis = new RedisLimitBackend({ url: config.redisUrl, prefix: config.redisPrefix, seeder });
@@ -37,6 +45,27 @@ export async function createLimitBackend(config: ProxyConfig, store: Store, snap
     onStateChange: (state, health) => log.warn({ ...health }, state === 'redis' ? 'shared counters back in use' : 'shared counters unreachable: failure modes apply'),
   });
   return { limits, problem: () => (limits.health().state === 'redis' ? null : (limits.health().lastError ?? 'Redis unreachable')) };
+}
+
+/**
+ * A seed read from the store with this process's usage sink held at a cut (see
+ * StoreUsageSink.hold): the records of requests settled before the seed started are written
+ * first, so the read counts them, and the ones settled after it are kept back until the read is
+ * done, so it does not (the backend charges those to the counter itself). Without it a limit
+ * added under load started without the last flush interval's requests. The hold is taken before
+ * the first await: in the same turn as the backend starts collecting charges for the counter.
+ */
+export function heldSeeder(seeder: CounterSeeder, usageSink: () => { hold(): SinkHold } | null): CounterSeeder {
+  return async (c, now) => {
+    const hold = isRolling(c.window) ? null : (usageSink()?.hold() ?? null);
+    if (!hold) return seeder(c, now);
+    try {
+      await hold.ready;
+      return await seeder(c, now);
+    } finally {
+      hold.release();
+    }
+  };
 }
 
 export function snapshotCounters(snapshot: Snapshot, now: number): CounterRef[] {

@@ -91,11 +91,12 @@ async function assemble(
     },
   });
   closers.push(() => holder.close());
-  const wiredLimits = await createLimitBackend(config, store, () => holder.current(), log);
+  let wired: ReturnType<typeof createUsageSink> | null = null;
+  const wiredLimits = await createLimitBackend(config, store, () => holder.current(), log, () => wired?.sink ?? null);
   limits = wiredLimits.limits;
   closers.push(() => limits!.close());
   await warmCounters(limits, holder.current(), now(), log);
-  const wired = createUsageSink(config, store, log);
+  wired = createUsageSink(config, store, log);
   const sink: UsageSink = wired.sink;
   closers.push(() => sink.close());
   const pools = createPoolRegistry(config.upstream);

@@ -187,5 +187,58 @@ export function limitBackendContract(name: string, factory: BackendFactory): voi
         await set.close();
       }
     });
+
+    it('charge(): adds a request to a limit it did not reserve on, in the window it was admitted in', async () => {
+      const set = await factory({ seeder: async () => 40 });
+      try {
+        const [b, other] = [set.backends[0]!, set.backends[set.backends.length - 1]!];
+        const day = counter('tokens', 'day', 1_000);
+        const total = counter('requests', 'total', 100);
+        const unseen = counter('tokens', 'month', 1_000);
+        // Seeded (40 each), then charged: a request admitted today, and one admitted yesterday
+        // (the store dates its event yesterday, so today's window does not count it).
+        await b.peek([day, total], T0);
+        await b.charge!([day, total, unseen], amt(25), T0 - 1_000, T0);
+        await b.charge!([day, total], amt(7), T0 - 86_400_000, T0);
+        const [d, t] = await other.peek([day, total], T0 + 1);
+        expect(d!.used).toBe(40 + 25);
+        expect(t!.used).toBe(40 + 1 + 1);
+        // Not seen before: left to its seed (which reads the store, where the event is).
+        const [u] = await b.peek([unseen], T0 + 2);
+        expect(u!.used).toBe(40);
+        expect((await other.reserve('c1', [day], amt(1_000 - 65), T0 + 3)).ok).toBe(true);
+        expect((await other.reserve('c2', [day], amt(1), T0 + 3)).ok).toBe(false);
+      } finally {
+        await set.close();
+      }
+    });
+
+    it('charge(): a charge made while the counter is being seeded is added once its seed lands, once', async () => {
+      let open: (n: number) => void = () => {};
+      let seeds = 0;
+      const set = await factory({
+        seeder: () => {
+          seeds++;
+          return new Promise<number>((r) => {
+            open = r;
+          });
+        },
+      });
+      try {
+        const b = set.backends[0]!;
+        const c = counter('tokens', 'day', 1_000);
+        const first = b.reserve('s1', [c], amt(100), T0);
+        await new Promise((r) => setTimeout(r, 20));
+        expect(seeds).toBe(1);
+        // Settled after the seed started reading: the seed cannot hold it.
+        await b.charge!([c], amt(30), T0, T0);
+        open(500);
+        reserved(await first);
+        const [s] = await b.peek([c], T0 + 1);
+        expect(s!.used).toBe(500 + 30 + 100);
+      } finally {
+        await set.close();
+      }
+    });
   });
 }

@@ -132,6 +132,35 @@ describe('memory limit backend', () => {
   });
 });
 
+describe('memory limit backend: charges while two seeds of one counter are read', () => {
+  it.each(['first', 'second'])('counts each charge once when the %s seed lands first', async (winner) => {
+    const opens: ((n: number) => void)[] = [];
+    const b = new MemoryLimitBackend({ seeder: () => new Promise<number>((r) => opens.push(r)) });
+    const c = { id: 'key:k::tokens:day', scopeType: 'key' as const, scopeId: 'k', model: '', metric: 'tokens' as const, window: 'day' as const, max: 10_000, since: 0 };
+    const now = Date.UTC(2030, 0, 2, 12);
+    const a = b.reserve('a', [c], amt(0, 0), now);
+    await new Promise((r) => setTimeout(r, 5));
+    b.charge([c], amt(30), now, now); // after seed A started: in no store read of A
+    const second = b.reserve('b', [c], amt(0, 0), now);
+    await new Promise((r) => setTimeout(r, 5));
+    b.charge([c], amt(7), now, now); // after both started
+    expect(opens).toHaveLength(2);
+    // Seed A read 500; seed B started later and read the 30 in the store too.
+    if (winner === 'first') {
+      opens[0]!(500);
+      await a;
+      opens[1]!(530);
+    } else {
+      opens[1]!(530);
+      await second;
+      opens[0]!(500);
+    }
+    await Promise.all([a, second]);
+    const [s] = await b.peek([c], now);
+    expect(s!.used).toBe(537);
+  });
+});
+
 describe('memory limit backend with an unreachable store', () => {
   it('refuses closed orgs with store_unavailable, serves open orgs from zero, and seeds once the store is back', async () => {
     let down = true;

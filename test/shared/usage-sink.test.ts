@@ -173,6 +173,67 @@ describe.each(Object.keys(VARIANTS))('usage sink on %s', (variant) => {
     expect(c).toMatchObject({ events: 60, rollupRequests: 60, rollupTokens: records.reduce((s, r) => s + r.totalTokens, 0) });
   });
 
+  it('hold(): writes what came before it, keeps what came after it until released', async () => {
+    const { w, sink } = await setup({ flushIntervalMs: 20, batchSize: 3 });
+    const early = Array.from({ length: 7 }, () => record(w));
+    for (const r of early) sink.add(r);
+    const hold = sink.hold();
+    const late = Array.from({ length: 5 }, () => record(w));
+    for (const r of late) sink.add(r);
+    await hold.ready;
+    // Batches of 3 stop at the cut (3 + 3 + 1), and no flush passes it while the hold stands.
+    expect((await counts(w.store)).events).toBe(7);
+    await new Promise((r) => setTimeout(r, 150));
+    await sink.flush();
+    expect((await counts(w.store)).events).toBe(7);
+    expect(sink.pending()).toBe(5);
+    // A second hold has its cut after the late records: ready once the first lets them go.
+    const second = sink.hold();
+    let secondReady = false;
+    void second.ready.then(() => {
+      secondReady = true;
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(secondReady).toBe(false);
+    hold.release();
+    hold.release();
+    await second.ready;
+    expect((await counts(w.store)).events).toBe(12);
+    second.release();
+    // Given up before it was ready: rejected, and no unhandled rejection.
+    sink.add(record(w));
+    const abandoned = sink.hold();
+    abandoned.release();
+    await expect(abandoned.ready).rejects.toMatchObject({ code: 'store_unavailable' });
+    await sink.flush();
+    expect((await counts(w.store)).events).toBe(13);
+    // Nothing waiting: ready at once.
+    const idle = sink.hold();
+    await idle.ready;
+    idle.release();
+  });
+
+  it('hold(): a store that cannot be written rejects ready (the records stay), and close() writes past a hold', async () => {
+    const { w, sink } = await setup({ flushIntervalMs: 60_000 });
+    const down = await outage(dialect, w.store);
+    for (let i = 0; i < 4; i++) sink.add(record(w));
+    const hold = sink.hold();
+    await expect(hold.ready).rejects.toMatchObject({ code: 'store_unavailable' });
+    // While the failed write backs off, a new hold is refused at once.
+    sink.add(record(w));
+    const again = sink.hold();
+    await expect(again.ready).rejects.toMatchObject({ code: 'store_unavailable' });
+    hold.release();
+    await down.end();
+    const standing = sink.hold();
+    standing.ready.catch(() => {});
+    sink.add(record(w));
+    await sink.close();
+    expect((await counts(w.store)).events).toBe(6);
+    standing.release();
+    again.release();
+  });
+
   it('flushes everything on close, with no explicit flush', async () => {
     const { w, sink } = await setup({ flushIntervalMs: 60_000 });
     for (let i = 0; i < 25; i++) sink.add(record(w));

@@ -87,6 +87,19 @@ export class FailoverLimitBackend implements LimitBackend {
     return reservation.states;
   }
 
+  async charge(counters: readonly CounterRef[], actual: Amounts, at: number, now: number): Promise<void> {
+    if (this.state === 'redis') {
+      try {
+        return await this.redis.charge(counters, actual, at, now);
+      } catch (err) {
+        if (!isUnavailable(err)) throw err;
+        this.setState('fallback', errorText(err));
+      }
+    }
+    // The fallback's calendar and total counts are handed to Redis when it returns.
+    this.fallback.charge(counters, actual, at, now);
+  }
+
   async peek(counters: readonly CounterRef[], now: number): Promise<readonly CounterState[]> {
     if (this.state === 'redis') {
       try {

@@ -33,6 +33,9 @@ const emptyRolling = (): Rolling => ({ kind: 'rolling', buckets: new Map(), sinc
 
 type State = Fixed | Rolling;
 
+/** Charges (see charge()) made while a counter's seed was being read: applied when that seed lands. */
+type Collected = { at: number; amount: number }[];
+
 
 export interface MemoryLimitOptions {
   /** Seeds a counter the first time this process sees it (restart safety); rolling windows start empty. */
@@ -47,6 +50,12 @@ export class MemoryLimitBackend implements LimitBackend {
   private readonly open = new Map<string, { at: number; slots: number[] }>();
   private readonly ttl: number;
   private sweepAt = 0;
+  /**
+   * Per counter being seeded, one list per seed in flight: charges made since that seed started.
+   * The seed read the store as of its start (the usage sink writes every earlier event first),
+   * so a charge after it is in no seed and must be added when the seed becomes the state.
+   */
+  private readonly collecting = new Map<string, Set<Collected>>();
 
   constructor(private readonly opts: MemoryLimitOptions = {}) {
     this.ttl = opts.reservationTtlMs ?? 3_600_000;
@@ -116,6 +125,17 @@ export class MemoryLimitBackend implements LimitBackend {
     return reservation.counters.map((c) => this.stateOf(c, now));
   }
 
+  charge(counters: readonly CounterRef[], actual: Amounts, at: number, now: number): void {
+    for (const c of counters) {
+      const amount = amountFor(c, actual);
+      if (amount === 0) continue;
+      const s = this.states.get(c.id);
+      if (s) chargeState(this.state(c, now), c, amount, at, now);
+      const lists = this.collecting.get(c.id);
+      if (lists) for (const list of lists) list.push({ at, amount });
+    }
+  }
+
   async peek(counters: readonly CounterRef[], now: number): Promise<readonly CounterState[]> {
     // A failed seed is not remembered here: the next reserve() seeds again.
     await this.seed(counters, now, 'peek');
@@ -169,27 +189,57 @@ export class MemoryLimitBackend implements LimitBackend {
     const { seeder } = this.opts;
     const missing = counters.filter((c) => !this.states.has(c.id));
     if (!missing.length) return;
-    const seeds = await Promise.all(
-      missing.map(async (c) => {
-        if (!seeder || isRolling(c.window)) return 0;
-        try {
-          return await seeder(c, now);
-        } catch (cause) {
-          // Open orgs are served from zero rather than refused; closed ones get 503.
-          if (failureMode === 'open') return 0;
-          if (failureMode === 'peek') return null;
-          throw new GatewayError('store_unavailable', 'usage counters cannot be loaded: the store is unreachable', { cause });
-        }
-      }),
-    );
+    // Collecting starts in the same turn as the seeder's read (no settlement in between).
+    const lists = missing.map((c) => this.collect(c.id));
+    let seeds: (number | null)[];
+    try {
+      seeds = await Promise.all(
+        missing.map(async (c) => {
+          if (!seeder || isRolling(c.window)) return 0;
+          try {
+            return await seeder(c, now);
+          } catch (cause) {
+            // Open orgs are served from zero rather than refused; closed ones get 503.
+            if (failureMode === 'open') return 0;
+            if (failureMode === 'peek') return null;
+            throw new GatewayError('store_unavailable', 'usage counters cannot be loaded: the store is unreachable', { cause });
+          }
+        }),
+      );
+    } finally {
+      missing.forEach((c, i) => {
+        this.uncollect(c.id, lists[i]!);
+      });
+    }
     // Another reserve() may have created the state while we awaited: first one wins (SET NX).
     missing.forEach((c, i) => {
       if (this.states.has(c.id) || seeds[i] === null) return;
-      this.states.set(
-        c.id,
-        isRolling(c.window) ? emptyRolling() : { kind: 'fixed', ref: c, since: effectiveSince(c.window, c.since, now), used: seeds[i]!, seed: seeds[i]! },
-      );
+      const s: State = isRolling(c.window) ? emptyRolling() : { kind: 'fixed', ref: c, since: effectiveSince(c.window, c.since, now), used: seeds[i]!, seed: seeds[i]! };
+      this.states.set(c.id, s);
+      const late = lists[i]!;
+      if (late.length) {
+        const rolled = this.state(c, now);
+        for (const x of late) chargeState(rolled, c, x.amount, x.at, now);
+      }
     });
+  }
+
+  private collect(id: string): Collected {
+    const list: Collected = [];
+    let lists = this.collecting.get(id);
+    if (!lists) {
+      lists = new Set();
+      this.collecting.set(id, lists);
+    }
+    lists.add(list);
+    return list;
+  }
+
+  private uncollect(id: string, list: Collected): void {
+    const lists = this.collecting.get(id);
+    if (!lists) return;
+    lists.delete(list);
+    if (lists.size === 0) this.collecting.delete(id);
   }
 
   private state(c: CounterRef, now: number): State {
@@ -260,6 +310,23 @@ function addTo(s: State, c: CounterRef, amount: number, now: number): number {
   if (s.oldest === null || idx < s.oldest) s.oldest = idx;
   if (s.newest === null || idx > s.newest) s.newest = idx;
   return idx;
+}
+
+/**
+ * Adds a charge made at `at` (admission) to a counter's state (already rolled to `now`): into the
+ * calendar window if `at` is in it, into at's bucket if that bucket still counts.
+ */
+function chargeState(s: State, c: CounterRef, amount: number, at: number, now: number): void {
+  if (s.kind === 'fixed') {
+    if (at >= s.since) s.used += amount;
+    return;
+  }
+  const idx = bucketOf(c, at);
+  if (idx < Math.max(minBucket(c, now), Math.ceil(s.since / BUCKET_MS[c.window]!))) return;
+  s.buckets.set(idx, (s.buckets.get(idx) ?? 0) + amount);
+  s.sum += amount;
+  if (s.oldest === null || idx < s.oldest) s.oldest = idx;
+  if (s.newest === null || idx > s.newest) s.newest = idx;
 }
 
 /** What a counter holds and when it resets, from its state (already rolled to `now`). */

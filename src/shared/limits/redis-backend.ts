@@ -21,12 +21,17 @@ export interface RedisLimitOptions {
 }
 
 type Reply = (number | string)[];
+/** A charge for a key (see addIfExists); `added` once it has been, by whichever seed collected it first. */
+type Charged = { counter: CounterRef; since: number; used: number; added?: boolean };
+type Collected = Charged[];
 const rollingTtl = (c: CounterRef) => ROLLING_MS[c.window]! + BUCKET_MS[c.window]! + 60_000;
 const sha1 = (s: string) => createHash('sha1').update(s).digest('hex');
 
 export class RedisLimitBackend implements LimitBackend {
   readonly client: Redis;
   private readonly prefix: string;
+  /** Per counter being seeded by this process, one list per seed in flight: charges made meanwhile. */
+  private readonly collecting = new Map<string, Set<Collected>>();
   private readonly ttl: number;
   private readonly listeners = new Set<(ready: boolean) => void>();
   /** The server's epoch marker as last seen: a different one means Redis came back empty. */
@@ -116,6 +121,24 @@ export class RedisLimitBackend implements LimitBackend {
     return this.peek(counters, now);
   }
 
+  /**
+   * Calendar and total windows only: rolling windows start empty wherever they are not in Redis
+   * (as after a restart), and a request's share of a minute is not worth a script per counter.
+   */
+  async charge(counters: readonly CounterRef[], actual: Amounts, at: number, _now: number): Promise<void> {
+    const items: Charged[] = [];
+    for (const c of counters) {
+      const used = amountFor(c, actual);
+      if (used === 0 || isRolling(c.window)) continue;
+      const item: Charged = { counter: c, since: effectiveSince(c.window, c.since, at), used };
+      // Being seeded by this process: added once its seed is in (see seed()).
+      const lists = this.collecting.get(c.id);
+      if (lists) for (const list of lists) list.push(item);
+      else items.push(item);
+    }
+    await this.addIfExists(items);
+  }
+
   async peek(counters: readonly CounterRef[], now: number): Promise<readonly CounterState[]> {
     const reply = await this.run('peek', 'peek', counters, { requests: 0, tokens: 0, cost: 0 }, now, 'open');
     return counters.map((c, i) => this.state(c, Number(reply[i + 1]), now, null));
@@ -192,6 +215,44 @@ export class RedisLimitBackend implements LimitBackend {
   }
 
   private async seed(counters: readonly CounterRef[], now: number): Promise<void> {
+    // Charges from now on are in no seed read below (see charge()): collected, and added once
+    // the key exists (whether this process's SET NX won or another instance's).
+    const lists = counters.map((c) => this.collect(c.id));
+    const late: Charged[] = [];
+    try {
+      await this.setSeeds(counters, now);
+    } finally {
+      counters.forEach((c, i) => {
+        this.uncollect(c.id, lists[i]!);
+        for (const x of lists[i]!) {
+          if (x.added) continue;
+          x.added = true;
+          late.push(x);
+        }
+      });
+    }
+    await this.addIfExists(late);
+  }
+
+  private collect(id: string): Collected {
+    const list: Collected = [];
+    let lists = this.collecting.get(id);
+    if (!lists) {
+      lists = new Set();
+      this.collecting.set(id, lists);
+    }
+    lists.add(list);
+    return list;
+  }
+
+  private uncollect(id: string, list: Collected): void {
+    const lists = this.collecting.get(id);
+    if (!lists) return;
+    lists.delete(list);
+    if (lists.size === 0) this.collecting.delete(id);
+  }
+
+  private async setSeeds(counters: readonly CounterRef[], now: number): Promise<void> {
     const seeds = await Promise.all(counters.map((c) => this.opts.seeder!(c, now)));
     await this.call(() => {
       const m = this.client.multi();

@@ -90,6 +90,14 @@ export interface LimitBackend {
    */
   reserveSync?(requestId: string, counters: readonly CounterRef[], amounts: Amounts, now: number): Admission | null;
   settleSync?(reservation: Reservation, actual: Amounts, now: number): readonly CounterState[];
+  /**
+   * Adds usage without a check to counters a request did not reserve on: limits added while it
+   * was in flight (the store counts its event against them, so the live counters must too).
+   * Counters this process holds no state for are left alone (they are seeded from the store,
+   * which will hold the event); counters being seeded at that moment get it once their seed
+   * lands. `at` is when the request was admitted: a window that began after it is not charged.
+   */
+  charge?(counters: readonly CounterRef[], actual: Amounts, at: number, now: number): void | Promise<void>;
   /** Read-only view of counters (GET /v1/usage, quotas get). */
   peek(counters: readonly CounterRef[], now: number): Promise<readonly CounterState[]>;
   /** Zero a counter's window (quotas reset). */

@@ -34,15 +34,35 @@ export interface StoreUsageSinkOptions {
   writerThread?: boolean;
 }
 
+/** See StoreUsageSink.hold(). */
+export interface SinkHold {
+  /** Resolves once every record added before hold() is in the store; rejects if a write fails first. */
+  readonly ready: Promise<void>;
+  /** Lets the records added after hold() be written again. Idempotent. */
+  release(): void;
+}
+
+interface Hold {
+  /** Sequence number of the first record added after hold(): writes stop short of it. */
+  upTo: number;
+  waiting: { resolve: () => void; reject: (err: unknown) => void } | null;
+}
+
 export class StoreUsageSink implements UsageSink {
   private buffer: UsageRecord[] = [];
+  /** Sequence number of buffer[0]: every record before it is in the store. */
+  private written = 0;
+  private readonly holds = new Set<Hold>();
   private writing: Promise<void> | null = null;
+  private draining = false;
   private timer: NodeJS.Timeout | null;
   private failures = 0;
   private retryAt = 0;
   private full = false;
   private waitingSince = 0;
   private closed = false;
+  /** close() has begun: holds no longer stop writes (everything is written before exit). */
+  private closing = false;
   private readonly o: Required<Omit<StoreUsageSinkOptions, 'onEvent' | 'now' | 'writerThread'>> & Pick<StoreUsageSinkOptions, 'onEvent'>;
   private readonly now: () => number;
   private readonly write: BatchWriter;
@@ -73,6 +93,58 @@ export class StoreUsageSink implements UsageSink {
     if (this.buffer.length >= this.o.batchSize && !this.closed) this.kick();
   }
 
+  /**
+   * A cut in the stream of records for someone reading the store: the records added before the
+   * call are written (ready), the ones added after it are not written until release(). In between,
+   * the store holds exactly this process's records from before the cut. A limit counter seeded
+   * from the store while a hold stands, and charged live with every request settled after the
+   * cut, counts each request once: the seed of a counter used to miss the buffered records of
+   * the last flush interval (up to a second of traffic) when a limit was added under load.
+   */
+  hold(): SinkHold {
+    const h: Hold = { upTo: this.written + this.buffer.length, waiting: null };
+    this.holds.add(h);
+    let ready: Promise<void>;
+    if (this.written >= h.upTo) ready = Promise.resolve();
+    else if (this.failures > 0 && this.now() < this.retryAt) ready = Promise.reject(new GatewayError('store_unavailable', 'usage events cannot be written to the store right now'));
+    else {
+      ready = new Promise<void>((resolve, reject) => {
+        h.waiting = { resolve, reject };
+      });
+      this.kick();
+    }
+    // A hold given up before it was ready (release() rejects it) is no unhandled rejection.
+    ready.catch(() => {});
+    return {
+      ready,
+      release: () => {
+        if (!this.holds.delete(h)) return;
+        h.waiting?.reject(new GatewayError('store_unavailable', 'released before the usage events were written'));
+        h.waiting = null;
+        // Records held back may be overdue by now.
+        this.tick();
+      },
+    };
+  }
+
+  /** Sequence number writes must stop short of (a hold's cut), or Infinity. */
+  private limit(): number {
+    if (this.closing || this.holds.size === 0) return Number.POSITIVE_INFINITY;
+    let min = Number.POSITIVE_INFINITY;
+    for (const h of this.holds) if (h.upTo < min) min = h.upTo;
+    return min;
+  }
+
+  private wakeHolds(err?: unknown): void {
+    for (const h of this.holds) {
+      if (!h.waiting) continue;
+      if (err !== undefined) h.waiting.reject(err);
+      else if (this.written >= h.upTo) h.waiting.resolve();
+      else continue;
+      h.waiting = null;
+    }
+  }
+
   /** False while the buffer is past its bound: the proxy should refuse new requests with 503. */
   accepting(): boolean {
     return !this.full;
@@ -85,21 +157,30 @@ export class StoreUsageSink implements UsageSink {
   /** Writes everything buffered now; rejects with store_unavailable if the store fails (records are kept). */
   flush(): Promise<void> {
     // One drain at a time; it loops until the buffer is empty, so records added meanwhile are included.
-    if (!this.writing) {
-      this.writing = this.drain().finally(() => {
-        this.writing = null;
-      });
-    }
+    // `draining`, not `writing`, says whether that drain is still running: a drain stopped at a
+    // hold's cut has returned, while its promise's callbacks have not run yet.
+    if (!this.draining || !this.writing) this.writing = this.drain();
     return this.writing;
   }
 
   private async drain(): Promise<void> {
-    while (this.buffer.length) await this.writeOne();
+    this.draining = true;
+    try {
+      for (;;) {
+        // A hold stops the drain at its cut; its release starts another.
+        const room = Math.min(this.buffer.length, this.limit() - this.written);
+        if (room <= 0) return;
+        await this.writeOne(room);
+      }
+    } finally {
+      this.draining = false;
+    }
   }
 
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    this.closing = true;
     const deadline = this.now() + this.o.closeTimeoutMs;
     try {
       for (;;) {
@@ -120,24 +201,26 @@ export class StoreUsageSink implements UsageSink {
   }
 
   private tick(): void {
-    if (this.closed || !this.buffer.length || this.writing || this.now() < this.retryAt) return;
+    if (this.closed || !this.buffer.length || this.draining || this.now() < this.retryAt) return;
     if (this.buffer.length >= this.o.batchSize || this.failures > 0 || this.now() - this.waitingSince >= this.o.flushIntervalMs) this.kick();
   }
 
   private kick(): void {
-    if (this.writing || this.now() < this.retryAt) return;
+    if (this.draining || this.now() < this.retryAt) return;
     this.flush().catch(() => {
       // Reported through onEvent; the records stay buffered for the next attempt.
     });
   }
 
-  private async writeOne(): Promise<void> {
-    const batch = this.buffer.slice(0, this.o.batchSize);
+  private async writeOne(room: number): Promise<void> {
+    const batch = this.buffer.slice(0, Math.min(this.o.batchSize, room));
     const start = performance.now();
     try {
       const result = await this.write(batch, this.o.instance, new Date(this.now()));
       // Records added meanwhile were appended, so the batch is still the buffer's head.
       this.buffer.splice(0, batch.length);
+      this.written += batch.length;
+      this.wakeHolds();
       this.waitingSince = this.now();
       if (this.failures > 0) this.o.onEvent?.({ type: 'recovered', pending: this.buffer.length });
       this.failures = 0;
@@ -149,7 +232,9 @@ export class StoreUsageSink implements UsageSink {
       const retryInMs = this.backoff();
       this.retryAt = this.now() + retryInMs;
       this.o.onEvent?.({ type: 'error', error, pending: this.buffer.length, retryInMs });
-      throw new GatewayError('store_unavailable', 'usage events could not be written to the store', { cause: error });
+      const failed = new GatewayError('store_unavailable', 'usage events could not be written to the store', { cause: error });
+      this.wakeHolds(failed);
+      throw failed;
     }
   }
 
