@@ -60,7 +60,10 @@ export function heldSeeder(seeder: CounterSeeder, usageSink: () => { hold(): Sin
     const hold = isRolling(c.window) ? null : (usageSink()?.hold() ?? null);
     if (!hold) return seeder(c, now);
     try {
-      await hold.ready;
+      // A store that refuses writes may still answer reads: the seed is read all the same (it
+      // then lacks the events not yet written, as a seed without the hold would), and the cut
+      // still keeps later events out of it. Failing the seed instead started open orgs at 0.
+      await hold.ready.catch(() => {});
       return await seeder(c, now);
     } finally {
       hold.release();
@@ -73,7 +76,7 @@ export function snapshotCounters(snapshot: Snapshot, now: number): CounterRef[] 
   for (const list of snapshot.limits.values()) {
     for (const l of list) {
       const scope = { type: l.scopeType, id: l.scopeId };
-      out.push({ id: counterId(scope, l.model, l.metric, l.window), scopeType: l.scopeType, scopeId: l.scopeId, model: l.model, metric: l.metric, window: l.window, max: l.max, since: sinceFor(snapshot, scope, l.window, now) });
+      out.push({ id: counterId(scope, l.model, l.metric, l.window, l.id), scopeType: l.scopeType, scopeId: l.scopeId, model: l.model, metric: l.metric, window: l.window, max: l.max, since: sinceFor(snapshot, scope, l.window, now) });
     }
   }
   for (const [scopeKey, granted] of snapshot.creditGranted) {

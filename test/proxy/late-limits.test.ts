@@ -4,7 +4,14 @@
 // (`gatewayctl limits get`, what a restarted proxy seeds from) and the usage events all agree.
 // Before, the new counter started from the store alone: it missed both, so the new cap could be
 // overrun by up to a second of traffic plus everything in flight, until a restart.
+import Database from 'better-sqlite3';
+import { heldSeeder } from '../../src/proxy/limits-wiring.js';
 import { randomString } from '../../src/shared/ids.js';
+import { MemoryLimitBackend } from '../../src/shared/limits/memory-backend.js';
+import { storeSeeder } from '../../src/shared/limits/store-seeder.js';
+import { StoreUsageSink } from '../../src/shared/usage/index.js';
+import type { UsageRecord } from '../../src/shared/usage/types.js';
+import { world } from '../shared/snapshot-fixtures.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultReply, type FakeUpstream, startFakeUpstream } from '../fakes/upstream.js';
 import { REDIS_URL } from '../helpers/stores.js';
@@ -119,5 +126,74 @@ describe.each(setups)('a limit added while requests are in flight ($name)', ({ d
     const fromStore = (await ok(h.gw, ['limits', 'get', `key:${k.id}`])) as { limits: LimitView[] };
     expect(fromStore.limits.find((l) => l.metric === 'tokens')!.used).toBe(stored);
     expect(fromStore.limits.find((l) => l.metric === 'requests')!.used).toBe(requests);
+  });
+});
+
+describe('a limit removed and set again', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ dialect: 'sqlite', proxy: { flushIntervalMs: 50 } });
+    await createOrg(h.gw, 'readd', ['--provider', 'openai-compatible', '--base-url', fake.url, '--unknown-models', 'free']);
+  }, 60_000);
+  afterAll(() => h?.close());
+
+  it('counts the requests served while it was gone (a new counter, seeded from the store)', async () => {
+    const k = await createKey(h.gw, 'readd');
+    const rpd = async () =>
+      (await call(h.url, '/v1/usage', { key: k.key })).json<{ limits: LimitView[] }>().limits.find((l) => l.scope === `key:${k.id}` && l.metric === 'requests');
+    await until('the key', async () => ((await chat(h.url, k.key, body('warm'))).status === 200 ? true : undefined));
+    await ok(h.gw, ['limits', 'set', `key:${k.id}`, '--rpd', '1000']);
+    await until('the limit', async () => ((await rpd()) ? true : undefined));
+    expect((await chat(h.url, k.key, body('with the limit'))).status).toBe(200);
+    await ok(h.gw, ['limits', 'set', `key:${k.id}`, '--rpd', '0']);
+    await until('the limit gone', async () => ((await rpd()) ? undefined : true));
+    for (let i = 0; i < 3; i++) expect((await chat(h.url, k.key, body(`gap ${i}`))).status).toBe(200);
+    await ok(h.gw, ['limits', 'set', `key:${k.id}`, '--rpd', '1000']);
+    await until('the limit back', async () => ((await rpd()) ? true : undefined));
+    expect((await rpd())!.used).toBe(5);
+    // A new max keeps the counter (and what it counted).
+    await ok(h.gw, ['limits', 'set', `key:${k.id}`, '--rpd', '2000']);
+    await until('the new max', async () => ((await call(h.url, '/v1/usage', { key: k.key })).text.includes('"limit":2000') ? true : undefined));
+    expect((await chat(h.url, k.key, body('after'))).status).toBe(200);
+    expect((await rpd())!.used).toBe(6);
+    await new Promise((r) => setTimeout(r, 200));
+    const fromStore = (await ok(h.gw, ['limits', 'get', `key:${k.id}`])) as { limits: LimitView[] };
+    expect(fromStore.limits.find((l) => l.metric === 'requests')!.used).toBe(6);
+  });
+});
+
+describe('a seed while the store refuses writes but answers reads', () => {
+  it('still reads what the store holds (an open org is not seeded at 0)', async () => {
+    const w = await world('sqlite');
+    const sink = new StoreUsageSink(w.store, { instance: 'i', flushIntervalMs: 60_000, minBackoffMs: 2_000, maxBackoffMs: 5_000 });
+    let n = 0;
+    const rec = (): UsageRecord => ({
+      requestId: `r${++n}`, ts: Date.now(), orgId: w.orgId, userId: w.userId, keyId: w.child.key.id, ancestorKeyIds: [w.parent.key.id],
+      model: 'openai/gpt-4o', provider: 'mock', promptTokens: 40, completionTokens: 60, totalTokens: 100, costMicros: 1, status: 200,
+      errorCode: null, latencyMs: 1, ttfbMs: 1, stream: false, usageSource: 'upstream', creditScopes: [],
+    });
+    const other = new Database(w.store.display);
+    try {
+      for (let i = 0; i < 10; i++) sink.add(rec());
+      await sink.flush(); // 1,000 tokens in the store today
+      const raw = storeSeeder(w.store);
+      const c = { id: `key:${w.child.key.id}::tokens:day:lim_x`, scopeType: 'key' as const, scopeId: w.child.key.id, model: '', metric: 'tokens' as const, window: 'day' as const, max: 1_500, since: 0 };
+      const now = Date.now();
+      // Another writer holds the write lock: the sink's next write fails (busy); reads still work.
+      w.store.sqlite!.pragma('busy_timeout = 20');
+      other.exec('BEGIN EXCLUSIVE');
+      sink.add(rec());
+      await sink.flush().catch(() => {});
+      expect(await raw(c, now)).toBe(1_000);
+      const limits = new MemoryLimitBackend({ seeder: heldSeeder(raw, () => sink) });
+      // 1,000 in the store (the event the store refused is not in the seed, as without a hold).
+      const adm = await limits.reserve('x', [c], { requests: 1, tokens: 600, cost: 0 }, now, { failureMode: 'open' });
+      expect(adm).toMatchObject({ ok: false, code: 'quota_exceeded', used: 1_000 });
+    } finally {
+      if (other.inTransaction) other.exec('COMMIT');
+      other.close();
+      await sink.close().catch(() => {});
+      await w.store.close();
+    }
   });
 });

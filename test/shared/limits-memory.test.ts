@@ -49,7 +49,7 @@ describe.each(DIALECTS)('memory limit backend seeded from a %s store', (dialect)
     const backend = new MemoryLimitBackend({ seeder: storeSeeder(w.store, () => snap) });
     const counters = countersFor(snap, auth, 'openai/gpt-4o', now);
     const states = await backend.peek(counters, now);
-    const used = Object.fromEntries(states.map((s) => [s.counter.id, s.used]));
+    const used = Object.fromEntries(states.map((s) => [s.counter.metric === 'credits' ? s.counter.id : s.counter.id.slice(0, s.counter.id.lastIndexOf(':')), s.used]));
     expect(used).toEqual({
       [`key:${w.parent.key.id}::tokens:day`]: 3_000,
       [`key:${w.parent.key.id}::tokens:total`]: 10_000,

@@ -168,3 +168,32 @@ describe('redis failover', () => {
     expect((await f.reserve('over', [c], amt(1), T0 + 5)).ok).toBe(false);
   });
 });
+
+describe('redis limit backend: charges while two seeds of one counter are read', () => {
+  it('a charge collected by both is added once, also when the first seed fails', async () => {
+    const calls: { resolve: (n: number) => void; reject: (e: unknown) => void }[] = [];
+    const b = new RedisLimitBackend({
+      url: REDIS_URL,
+      prefix: prefix(),
+      seeder: () => new Promise<number>((resolve, reject) => calls.push({ resolve, reject })),
+    });
+    await b.waitReady(5000);
+    try {
+      const T = Date.UTC(2030, 5, 10, 12);
+      const c = counter('tokens', 'day', 10_000);
+      const p1 = b.reserve('a', [c], amt(0, 0), T, { failureMode: 'closed' });
+      const p2 = b.reserve('b', [c], amt(0, 0), T, { failureMode: 'closed' });
+      while (calls.length < 2) await new Promise((r) => setTimeout(r, 5));
+      // Settled while both seeds read: in neither read.
+      await b.charge([c], amt(30), T, T);
+      calls[0]!.reject(new Error('transient store read error'));
+      await expect(p1).rejects.toBeTruthy();
+      calls[1]!.resolve(500);
+      expect((await p2).ok).toBe(true);
+      const [s] = await b.peek([c], T + 1);
+      expect(s!.used).toBe(530);
+    } finally {
+      await b.close();
+    }
+  });
+});

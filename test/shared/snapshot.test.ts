@@ -149,7 +149,8 @@ describe.each(DIALECTS)('snapshot on %s', (dialect) => {
     const snap = await loadSnapshot(w.store, MASTER_KEY);
     const now = Date.UTC(2030, 0, 15, 18);
     const a = ok(authenticate(snap, w.child.plaintext, now));
-    const ids = (model: string) => countersFor(snap, a, model, now).map((c) => c.id);
+    // Without the limit row's id that ends a limit's counter id.
+    const ids = (model: string) => countersFor(snap, a, model, now).map((c) => (c.metric === 'credits' ? c.id : c.id.slice(0, c.id.lastIndexOf(':'))));
     expect(ids('x/y')).toEqual([
       `key:${w.child.key.id}::requests:minute`,
       `key:${w.parent.key.id}::tokens:day`,

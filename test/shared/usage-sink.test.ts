@@ -234,6 +234,40 @@ describe.each(Object.keys(VARIANTS))('usage sink on %s', (variant) => {
     again.release();
   });
 
+  it('hold(): a hold waiting behind another is written for as soon as that one is released, not a flush interval later', async () => {
+    const { w, sink } = await setup({ flushIntervalMs: 5_000 });
+    sink.add(record(w));
+    const a = sink.hold();
+    await a.ready;
+    sink.add(record(w)); // settled while A's seed reads the store
+    const b = sink.hold();
+    await new Promise((r) => setTimeout(r, 20));
+    const t0 = performance.now();
+    a.release();
+    await b.ready;
+    expect(performance.now() - t0).toBeLessThan(1_000);
+    expect((await counts(w.store)).events).toBe(2);
+    b.release();
+  });
+
+  it('hold(): close() lets a standing hold finish before it writes past the cut', async () => {
+    const { w, sink } = await setup({ flushIntervalMs: 60_000 });
+    const h = sink.hold();
+    await h.ready;
+    sink.add(record(w));
+    let closed = false;
+    const closing = sink.close().then(() => {
+      closed = true;
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    // The seed behind the hold is still reading: nothing past its cut is written yet.
+    expect(closed).toBe(false);
+    expect((await counts(w.store)).events).toBe(0);
+    h.release();
+    await closing;
+    expect((await counts(w.store)).events).toBe(1);
+  });
+
   it('flushes everything on close, with no explicit flush', async () => {
     const { w, sink } = await setup({ flushIntervalMs: 60_000 });
     for (let i = 0; i < 25; i++) sink.add(record(w));

@@ -218,18 +218,23 @@ export class RedisLimitBackend implements LimitBackend {
     // Charges from now on are in no seed read below (see charge()): collected, and added once
     // the key exists (whether this process's SET NX won or another instance's).
     const lists = counters.map((c) => this.collect(c.id));
-    const late: Charged[] = [];
     try {
       await this.setSeeds(counters, now);
     } finally {
       counters.forEach((c, i) => {
         this.uncollect(c.id, lists[i]!);
-        for (const x of lists[i]!) {
-          if (x.added) continue;
-          x.added = true;
-          late.push(x);
-        }
       });
+    }
+    // Seeded (by this SET NX or another's): the charges go in, each once, though a charge made
+    // while two seeds of one counter were read is in both lists. A seed that failed adds
+    // nothing: another seed in flight adds what it collected, or a later seed reads the events.
+    const late: Charged[] = [];
+    for (const list of lists) {
+      for (const x of list) {
+        if (x.added) continue;
+        x.added = true;
+        late.push(x);
+      }
     }
     await this.addIfExists(late);
   }

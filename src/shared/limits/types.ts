@@ -4,7 +4,7 @@ import type { Metric, ScopeType, Window } from '../services/limits.js';
 
 /** One counter that a request touches: a limit row, or a credit balance (metric 'credits'). */
 export interface CounterRef {
-  /** Stable id: `${scopeType}:${scopeId}:${model}:${metric}:${window}` or `credits:${scopeType}:${scopeId}`. */
+  /** Stable id: `${scopeType}:${scopeId}:${model}:${metric}:${window}:${limit row id}` or `credits:${scopeType}:${scopeId}`. */
   id: string;
   scopeType: ScopeType;
   scopeId: string;

@@ -34,8 +34,13 @@ export function sinceFor(snapshot: Snapshot, scope: Scoped, window: Window, now:
   return Math.max(calendarStart(window, now), reset);
 }
 
-export const counterId = (scope: Scoped, model: string, metric: string, window: Window) =>
-  `${scope.type}:${scope.id}:${model}:${metric}:${window}`;
+/**
+ * A limit's counter: its scope, model, metric and window, and the limit row's id, so a limit
+ * removed and set again is a new counter (seeded from the store, which counted the requests in
+ * between) rather than the old one resumed; a new max keeps the row and the counter.
+ */
+export const counterId = (scope: Scoped, model: string, metric: string, window: Window, limitId: string) =>
+  `${scope.type}:${scope.id}:${model}:${metric}:${window}:${limitId}`;
 
 export const creditCounterId = (scope: Scoped) => `credits:${scope.type}:${scope.id}`;
 
@@ -91,7 +96,7 @@ function buildCounters(snapshot: Snapshot, auth: AuthOk, model: string, now: num
     for (const l of snapshot.limits.get(`${scope.type}:${scope.id}`) ?? []) {
       if (l.model !== '' && !modelMatches(l.model, model)) continue;
       out.push({
-        id: counterId(scope, l.model, l.metric, l.window),
+        id: counterId(scope, l.model, l.metric, l.window, l.id),
         scopeType: scope.type,
         scopeId: scope.id,
         model: l.model,

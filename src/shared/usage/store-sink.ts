@@ -45,14 +45,25 @@ export interface SinkHold {
 interface Hold {
   /** Sequence number of the first record added after hold(): writes stop short of it. */
   upTo: number;
+  /** When it was taken: a hold older than MAX_HOLD_MS no longer stops writes. */
+  at: number;
   waiting: { resolve: () => void; reject: (err: unknown) => void } | null;
 }
+
+/**
+ * Longest a hold keeps records back: a seed read that hangs (a stuck store) must not stop usage
+ * writes for long. Past it the records are written; a read that then completes may count some of
+ * them twice (more refused, never more admitted).
+ */
+export const MAX_HOLD_MS = 5_000;
 
 export class StoreUsageSink implements UsageSink {
   private buffer: UsageRecord[] = [];
   /** Sequence number of buffer[0]: every record before it is in the store. */
   private written = 0;
   private readonly holds = new Set<Hold>();
+  /** close() waiting for the holds to go (see close()). */
+  private unheld: (() => void)[] = [];
   private writing: Promise<void> | null = null;
   private draining = false;
   private timer: NodeJS.Timeout | null;
@@ -102,7 +113,7 @@ export class StoreUsageSink implements UsageSink {
    * the last flush interval (up to a second of traffic) when a limit was added under load.
    */
   hold(): SinkHold {
-    const h: Hold = { upTo: this.written + this.buffer.length, waiting: null };
+    const h: Hold = { upTo: this.written + this.buffer.length, at: this.now(), waiting: null };
     this.holds.add(h);
     let ready: Promise<void>;
     if (this.written >= h.upTo) ready = Promise.resolve();
@@ -121,8 +132,11 @@ export class StoreUsageSink implements UsageSink {
         if (!this.holds.delete(h)) return;
         h.waiting?.reject(new GatewayError('store_unavailable', 'released before the usage events were written'));
         h.waiting = null;
-        // Records held back may be overdue by now.
-        this.tick();
+        // Another hold waiting for records this one kept back is written for at once (a seed
+        // waits on it), not at the next flush interval; otherwise they may be overdue by now.
+        if ([...this.holds].some((other) => other.waiting !== null)) this.kick();
+        else this.tick();
+        if (this.holds.size === 0) for (const wake of this.unheld.splice(0)) wake();
       },
     };
   }
@@ -131,7 +145,8 @@ export class StoreUsageSink implements UsageSink {
   private limit(): number {
     if (this.closing || this.holds.size === 0) return Number.POSITIVE_INFINITY;
     let min = Number.POSITIVE_INFINITY;
-    for (const h of this.holds) if (h.upTo < min) min = h.upTo;
+    const stale = this.now() - MAX_HOLD_MS;
+    for (const h of this.holds) if (h.upTo < min && h.at > stale) min = h.upTo;
     return min;
   }
 
@@ -154,7 +169,11 @@ export class StoreUsageSink implements UsageSink {
     return this.buffer.length;
   }
 
-  /** Writes everything buffered now; rejects with store_unavailable if the store fails (records are kept). */
+  /**
+   * Writes everything buffered now, short of a standing hold's cut (see hold(): those records
+   * are written once it is released, or by close()); rejects with store_unavailable if the
+   * store fails (records are kept).
+   */
   flush(): Promise<void> {
     // One drain at a time; it loops until the buffer is empty, so records added meanwhile are included.
     // `draining`, not `writing`, says whether that drain is still running: a drain stopped at a
@@ -180,6 +199,19 @@ export class StoreUsageSink implements UsageSink {
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    // A seed reading the store behind a hold would count the records past its cut once they
+    // are written: let it finish first (briefly: reads take milliseconds, and a stuck one is
+    // given up on as writes would be).
+    if (this.holds.size > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, MAX_HOLD_MS);
+        timer.unref();
+        this.unheld.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
     this.closing = true;
     const deadline = this.now() + this.o.closeTimeoutMs;
     try {
