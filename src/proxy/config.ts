@@ -14,6 +14,8 @@ export interface UpstreamTimeouts {
   keepAliveMs: number;
   /** Sockets per upstream origin. */
   connections: number;
+  /** Longest a request waits for a free socket of its origin before a 503 (0: no limit). */
+  queueMs: number;
 }
 
 export interface ProxyConfig {
@@ -68,7 +70,7 @@ export function defaultConfig(env: GatewayEnv, cwd = process.cwd()): ProxyConfig
     maxBodyBytes: 4 * 1024 * 1024,
     defaultMaxTokens: 4096,
     mediaPartTokens: 1105,
-    upstream: { connectMs: 5_000, headersMs: 60_000, bodyMs: 120_000, keepAliveMs: 30_000, connections: 128 },
+    upstream: { connectMs: 5_000, headersMs: 60_000, bodyMs: 120_000, keepAliveMs: 30_000, connections: 128, queueMs: 10_000 },
     clientHeadersTimeoutMs: 10_000,
     clientRequestTimeoutMs: 30_000,
     clientWriteTimeoutMs: 30_000,
@@ -106,6 +108,7 @@ const OPTIONS: Array<[flag: string, envName: string, set: Setter, help: string]>
   ['upstream-headers-timeout-ms', 'upstream_headers_timeout_ms', int((c, n) => { c.upstream.headersMs = n; }, 1), 'time to first byte (60000)'],
   ['upstream-body-timeout-ms', 'upstream_body_timeout_ms', int((c, n) => { c.upstream.bodyMs = n; }, 1), 'longest pause between chunks (120000)'],
   ['upstream-connections', 'upstream_connections', int((c, n) => { c.upstream.connections = n; }, 1), 'sockets per upstream origin (128)'],
+  ['upstream-queue-timeout-ms', 'upstream_queue_timeout_ms', int((c, n) => { c.upstream.queueMs = n; }, 0), 'longest wait for a free upstream socket, 0 = no limit (10000)'],
   ['client-headers-timeout-ms', 'client_headers_timeout_ms', int((c, n) => { c.clientHeadersTimeoutMs = n; }, 1), 'slow-client header timeout (10000)'],
   ['client-request-timeout-ms', 'client_request_timeout_ms', int((c, n) => { c.clientRequestTimeoutMs = n; }, 1), 'slow-client body timeout (30000)'],
   ['client-write-timeout-ms', 'client_write_timeout_ms', int((c, n) => { c.clientWriteTimeoutMs = n; }, 1), 'longest a client may leave an answer unread (30000)'],

@@ -1,6 +1,7 @@
 // A client that stops reading: it is dropped after the write timeout, so it cannot keep its
 // upstream connection paused and taken from the pool (with one connection per origin, every other
-// request would wait behind it with no timeout of its own), and what it was sent is billed.
+// request would wait behind it until --upstream-queue-timeout-ms refuses it), and what it was sent
+// is billed.
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FakeUpstream, startFakeUpstream } from '../fakes/upstream.js';

@@ -75,16 +75,19 @@ function bodyFor(call: UpstreamCall): Buffer | string {
 
 const INCLUDE_USAGE = Buffer.from('"stream_options":{"include_usage":true},');
 
-/** Maps undici's failures: timeouts → 504, connection trouble → 502; a client abort is rethrown. */
+/**
+ * Maps undici's failures: timeouts → 504, connection trouble → 502; a client abort is rethrown,
+ * and so is a GatewayError (no free connection in time: 503, see queue-wait.ts).
+ */
 export function mapUpstreamFailure(err: unknown): Error {
-  if (err instanceof errors.RequestAbortedError || (err instanceof Error && err.name === 'AbortError')) return err;
+  if (err instanceof errors.RequestAbortedError || (err instanceof Error && err.name === 'AbortError') || err instanceof GatewayError) return err;
   if (err instanceof errors.HeadersTimeoutError || err instanceof errors.BodyTimeoutError || err instanceof errors.ConnectTimeoutError) {
     return new GatewayError('upstream_timeout', 'The upstream did not answer in time.', { cause: err });
   }
   return new GatewayError('upstream_error', 'The upstream could not be reached.', { cause: err });
 }
 
-type Requester<T> = (dispatcher: Pool, opts: Dispatcher.DispatchOptions, signal: ClientAbort, mapError: (err: Error) => Error) => Promise<T>;
+type Requester<T> = (dispatcher: Pool, opts: Dispatcher.DispatchOptions, signal: ClientAbort, mapError: (err: Error) => Error, queueMs: number) => Promise<T>;
 
 export function createOpenAICompatibleAdapter(pools: PoolRegistry, provider: string): UpstreamAdapter {
   const targets = new Map<string, Target>();
@@ -98,7 +101,7 @@ export function createOpenAICompatibleAdapter(pools: PoolRegistry, provider: str
     }
     try {
       const opts = { method: 'POST' as const, path: t.path, headers: headersFor(call.org, stream && call.stream), body: bodyFor(call) };
-      return request(pools.get(t.origin), opts, call.signal, mapUpstreamFailure);
+      return request(pools.get(t.origin), opts, call.signal, mapUpstreamFailure, pools.queueMs);
     } catch (err) {
       return Promise.reject(mapUpstreamFailure(err));
     }

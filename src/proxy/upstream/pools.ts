@@ -5,6 +5,8 @@ import type { UpstreamTimeouts } from '../config.js';
 
 export interface PoolRegistry {
   get(origin: string): Pool;
+  /** Longest a request may wait for a free connection of a pool (0: as long as it takes). */
+  readonly queueMs: number;
   close(): Promise<void>;
   readonly size: number;
 }
@@ -12,6 +14,7 @@ export interface PoolRegistry {
 export function createPoolRegistry(t: UpstreamTimeouts): PoolRegistry {
   const pools = new Map<string, Pool>();
   return {
+    queueMs: t.queueMs,
     get(origin) {
       let pool = pools.get(origin);
       if (!pool) {

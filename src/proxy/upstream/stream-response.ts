@@ -7,6 +7,7 @@
 // relay has taken them. Timeouts and connection errors stay the Pool's, as with request().
 import { type Dispatcher, errors } from 'undici';
 import type { ClientAbort } from '../client-abort.js';
+import { type QueueWaiter, watchQueued } from './queue-wait.js';
 import type { UpstreamResponse } from './types.js';
 import { headersFrom } from './whole-response.js';
 
@@ -39,7 +40,7 @@ class Head implements UpstreamResponse {
   }
 }
 
-class StreamHandler implements Dispatcher.DispatchHandler, AsyncIterableIterator<Buffer> {
+class StreamHandler implements Dispatcher.DispatchHandler, AsyncIterableIterator<Buffer>, QueueWaiter {
   private abortRequest: ((err: Error) => void) | null = null;
   private resumeSocket: (() => void) | null = null;
   // Callbacks in fields of their own rather than { resolve, reject } literals: a literal site
@@ -66,11 +67,30 @@ class StreamHandler implements Dispatcher.DispatchHandler, AsyncIterableIterator
     signal.onAbort(this.onAbort);
   }
 
-  private readonly onAbort = () => this.abortRequest?.(new errors.RequestAbortedError());
+  private readonly onAbort = () => {
+    if (this.abortRequest) this.abortRequest(new errors.RequestAbortedError());
+    else this.expire(new errors.RequestAbortedError()); // still waiting for a connection
+  };
 
   onConnect(abort: (err?: Error) => void): void {
+    // Failed while it waited for a connection (see queue-wait.ts): refused before a byte is sent.
+    if (this.headReject === null) throw new errors.RequestAbortedError();
     if (this.signal.aborted) return void abort(new errors.RequestAbortedError());
     this.abortRequest = abort;
+  }
+
+  waiting(): boolean {
+    return this.abortRequest === null && this.headReject !== null;
+  }
+
+  expire(err: Error): void {
+    const reject = this.headReject;
+    if (reject === null || this.abortRequest !== null) return;
+    this.headResolve = null;
+    this.headReject = null;
+    this.ended = true; // nothing to iterate; undici's onError for the refused request is ignored
+    this.signal.offAbort(this.onAbort);
+    reject(err);
   }
 
   onHeaders(status: number, raw: Buffer[], resume: () => void): boolean {
@@ -183,16 +203,21 @@ class StreamHandler implements Dispatcher.DispatchHandler, AsyncIterableIterator
 /**
  * Sends one request on `dispatcher`; resolves at the response headers with a body to iterate
  * once. A failure before the headers rejects with undici's error, or what `mapError` makes of it.
+ * `queueMs` > 0: a request still waiting for a free connection after that long is failed with a
+ * 503 (see queue-wait.ts).
  */
 export function requestStream(
   dispatcher: Dispatcher,
   opts: Dispatcher.DispatchOptions,
   signal: ClientAbort,
   mapError?: (err: Error) => Error,
+  queueMs = 0,
 ): Promise<UpstreamResponse> {
   return new Promise((resolve, reject) => {
     const fail = mapError ? (err: Error) => reject(mapError(err)) : reject;
     if (signal.aborted) return fail(new errors.RequestAbortedError());
-    dispatcher.dispatch(opts, new StreamHandler(signal, resolve, fail));
+    const handler = new StreamHandler(signal, resolve, fail);
+    // false: the pool has no free connection left, and this request may be waiting for one.
+    if (!dispatcher.dispatch(opts, handler)) watchQueued(handler, opts, queueMs);
   });
 }

@@ -43,7 +43,10 @@ export interface UpstreamWhole {
 
 export interface UpstreamAdapter {
   readonly provider: string;
-  /** Throws GatewayError upstream_timeout (504) or upstream_error (502) when no answer comes. */
+  /**
+   * Throws GatewayError upstream_timeout (504) or upstream_error (502) when no answer comes, or
+   * unavailable (503) when no connection to the upstream frees in time (nothing was sent).
+   */
   chat(call: UpstreamCall): Promise<UpstreamResponse>;
   /**
    * The same call for a non-streaming request, answered with the whole body at once: no

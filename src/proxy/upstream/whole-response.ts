@@ -5,6 +5,7 @@
 // Timeouts, keep-alive and connection errors stay the Pool's, exactly as with request().
 import { type Dispatcher, errors } from 'undici';
 import type { ClientAbort } from '../client-abort.js';
+import { type QueueWaiter, watchQueued } from './queue-wait.js';
 import type { UpstreamWhole } from './types.js';
 
 type Headers = Record<string, string | string[] | undefined>;
@@ -52,7 +53,7 @@ class Whole implements UpstreamWhole {
   }
 }
 
-class WholeHandler implements Dispatcher.DispatchHandler {
+class WholeHandler implements Dispatcher.DispatchHandler, QueueWaiter {
   private status = 0;
   private raw: Buffer[] = [];
   private headersAt = 0;
@@ -71,11 +72,25 @@ class WholeHandler implements Dispatcher.DispatchHandler {
 
   private readonly onAbort = () => {
     if (this.abortRequest) this.abortRequest(new errors.RequestAbortedError());
+    else this.expire(new errors.RequestAbortedError()); // still waiting for a connection
   };
 
   onConnect(abort: (err?: Error) => void): void {
+    // Ended while it waited for a connection (see queue-wait.ts): refused before a byte is sent.
+    if (this.done) throw new errors.RequestAbortedError();
     if (this.signal.aborted) return void abort(new errors.RequestAbortedError());
     this.abortRequest = abort;
+  }
+
+  waiting(): boolean {
+    return this.abortRequest === null && !this.done;
+  }
+
+  expire(err: Error): void {
+    if (!this.waiting()) return;
+    this.done = true;
+    this.signal.offAbort(this.onAbort);
+    this.reject(err);
   }
 
   onHeaders(status: number, raw: Buffer[]): boolean {
@@ -111,16 +126,21 @@ class WholeHandler implements Dispatcher.DispatchHandler {
 /**
  * Sends one request on `dispatcher` and resolves with the whole answer; rejects with undici's
  * error, or what `mapError` makes of it (so a caller need not wrap the promise to translate).
+ * `queueMs` > 0: a request still waiting for a free connection after that long is failed with a
+ * 503 (see queue-wait.ts).
  */
 export function requestWhole(
   dispatcher: Dispatcher,
   opts: Dispatcher.DispatchOptions,
   signal: ClientAbort,
   mapError?: (err: Error) => Error,
+  queueMs = 0,
 ): Promise<UpstreamWhole> {
   return new Promise((resolve, reject) => {
     const fail = mapError ? (err: Error) => reject(mapError(err)) : reject;
     if (signal.aborted) return fail(new errors.RequestAbortedError());
-    dispatcher.dispatch(opts, new WholeHandler(signal, resolve, fail));
+    const handler = new WholeHandler(signal, resolve, fail);
+    // false: the pool has no free connection left, and this request may be waiting for one.
+    if (!dispatcher.dispatch(opts, handler)) watchQueued(handler, opts, queueMs);
   });
 }
