@@ -89,12 +89,16 @@ export class FailoverLimitBackend implements LimitBackend {
 
   async charge(counters: readonly CounterRef[], actual: Amounts, at: number, now: number): Promise<void> {
     if (this.state === 'redis') {
+      // A charge Redis could not take is not moved to the fallback: by then (after an await) a
+      // fallback seed may have read the event and be collecting the charge too, and Redis may
+      // have taken part of it for a seed of its own. The store holds the event for any seed.
       try {
-        return await this.redis.charge(counters, actual, at, now);
+        await this.redis.charge(counters, actual, at, now);
       } catch (err) {
         if (!isUnavailable(err)) throw err;
         this.setState('fallback', errorText(err));
       }
+      return;
     }
     // The fallback's calendar and total counts are handed to Redis when it returns.
     this.fallback.charge(counters, actual, at, now);
