@@ -126,10 +126,12 @@ describe('readBody', () => {
       // Three clients promise 10 bytes and send 2; one sends its body whole meanwhile.
       const stalled = [0, 1, 2].map(() => {
         const s = connect(port, '127.0.0.1');
+        s.on('error', () => {}); // reset when the server gives up on them
         s.write('POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\n\r\nab');
         return s;
       });
-      await new Promise((r) => setTimeout(r, 50));
+      // All three reads under way (a busy machine may take more than a few ms to get there).
+      for (let waited = 0; bodiesBeingRead() < 3 && waited < 2_000; waited += 10) await new Promise((r) => setTimeout(r, 10));
       expect(bodiesBeingRead()).toBe(3);
       const r = await fetch(`http://127.0.0.1:${port}/`, { method: 'POST', body: 'whole' });
       expect(await r.text()).toBe('ok');
