@@ -4,7 +4,7 @@
 import type { Amounts, CounterRef, CounterState, LimitBackend, Reservation } from '../shared/limits/types.js';
 import { usdToMicros } from '../shared/money.js';
 import type { AuthOk } from '../shared/snapshot/auth.js';
-import { countersFor } from '../shared/snapshot/counters.js';
+import { buildCounters } from '../shared/snapshot/counters.js';
 import type { Snapshot } from '../shared/snapshot/types.js';
 import { costMicros } from '../shared/snapshot/pricing.js';
 import type { UsageSink } from '../shared/usage/types.js';
@@ -170,8 +170,10 @@ async function settleAsync(deps: BillingDeps, bill: Bill, o: Outcome, charge: Ch
 function lateCounters(deps: BillingDeps, bill: Bill): CounterRef[] | null {
   const current = deps.snapshot?.();
   if (current === undefined || current === bill.plan.snapshot) return null;
-  const counters = countersFor(current, bill.auth, bill.model, bill.at);
-  if (counters === bill.plan.counters || counters.length === 0) return null;
+  // Built afresh with the auth the request was admitted under (its usage event's key, user and
+  // ancestors), not through the cache, which holds the current auth's counters.
+  const counters = buildCounters(current, bill.auth, bill.model, bill.at);
+  if (counters.length === 0) return null;
   const late = counters.filter((c) => c.metric !== 'credits' && !bill.plan.counters.some((p) => p.id === c.id));
   return late.length > 0 ? late : null;
 }

@@ -10,7 +10,7 @@ import { storeSeeder } from '../shared/limits/store-seeder.js';
 import type { CounterRef, CounterSeeder, LimitBackend } from '../shared/limits/types.js';
 import { isRolling } from '../shared/limits/windows.js';
 import type { SinkHold } from '../shared/usage/store-sink.js';
-import { counterId, creditCounterId, sinceFor } from '../shared/snapshot/counters.js';
+import { creditCounterId, limitCounter } from '../shared/snapshot/counters.js';
 import type { Snapshot } from '../shared/snapshot/types.js';
 import type { ScopeType } from '../shared/services/limits.js';
 import type { ProxyConfig } from './config.js';
@@ -73,12 +73,7 @@ export function heldSeeder(seeder: CounterSeeder, usageSink: () => { hold(): Sin
 
 export function snapshotCounters(snapshot: Snapshot, now: number): CounterRef[] {
   const out: CounterRef[] = [];
-  for (const list of snapshot.limits.values()) {
-    for (const l of list) {
-      const scope = { type: l.scopeType, id: l.scopeId };
-      out.push({ id: counterId(scope, l.model, l.metric, l.window, l.id), scopeType: l.scopeType, scopeId: l.scopeId, model: l.model, metric: l.metric, window: l.window, max: l.max, since: sinceFor(snapshot, scope, l.window, now) });
-    }
-  }
+  for (const list of snapshot.limits.values()) for (const l of list) out.push(limitCounter(snapshot, l, now));
   for (const [scopeKey, granted] of snapshot.creditGranted) {
     const i = scopeKey.indexOf(':');
     const scope = { type: scopeKey.slice(0, i) as ScopeType, id: scopeKey.slice(i + 1) };

@@ -197,3 +197,94 @@ describe('a seed while the store refuses writes but answers reads', () => {
     }
   });
 });
+
+describe('a quota reset while the key is busy', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    // A slow poll: the proxy learns of the reset seconds after gatewayctl made it.
+    h = await startHarness({ dialect: 'sqlite', proxy: { pollIntervalMs: 3_000, flushIntervalMs: 50 } });
+    await createOrg(h.gw, 'resets', ['--provider', 'openai-compatible', '--base-url', fake.url, '--unknown-models', 'free']);
+  }, 60_000);
+  afterAll(() => h?.close());
+
+  it('counts the requests admitted after the reset in the new window, live as in the store', async () => {
+    const k = await createKey(h.gw, 'resets', ['--daily-tokens', '1000000', '--rpd', '1000']);
+    const limitsOf = async () => (await call(h.url, '/v1/usage', { key: k.key })).json<{ limits: LimitView[] }>().limits.filter((l) => l.scope === `key:${k.id}`);
+    const requestsUsed = async () => (await limitsOf()).find((l) => l.metric === 'requests')!.used;
+    await until('the key', async () => ((await chat(h.url, k.key, body('warm'))).status === 200 ? true : undefined));
+    for (let i = 0; i < 3; i++) expect((await chat(h.url, k.key, body(`before ${i}`))).status).toBe(200);
+    // Reset, then requests admitted after it but before the proxy has reloaded: some served at
+    // once, some still in flight when it reloads. Retried if the reload came in between.
+    let quick: Reply[] = [];
+    let inFlight: Promise<Reply>[] = [];
+    for (let attempt = 0; ; attempt++) {
+      const old = await requestsUsed();
+      await ok(h.gw, ['quotas', 'reset', k.id, '--daily']);
+      held = 0;
+      quick = await Promise.all(Array.from({ length: 3 }, (_, i) => chat(h.url, k.key, body(`after reset ${i}`))));
+      inFlight = Array.from({ length: 2 }, (_, i) => chat(h.url, k.key, body(`hold after reset ${i}`)));
+      await until('the held requests at the upstream', async () => (held === 2 ? true : undefined));
+      if ((await requestsUsed()) > old) break; // still the old window: not reloaded yet
+      release();
+      await Promise.all(inFlight);
+      if (attempt === 4) throw new Error('the proxy reloaded before the requests every time');
+    }
+    // The reset reaches the proxy; the held requests end after that.
+    await until('the reset in the proxy', async () => ((await requestsUsed()) < 5 ? true : undefined), 8_000);
+    release();
+    expect((await Promise.all(inFlight)).map((r) => r.status)).toEqual([200, 200]);
+    expect(quick.map((r) => r.status)).toEqual([200, 200, 200]);
+    expect((await chat(h.url, k.key, body('later'))).status).toBe(200);
+    const live = await limitsOf();
+    await new Promise((r) => setTimeout(r, 300)); // flushed
+    const fromStore = ((await ok(h.gw, ['limits', 'get', `key:${k.id}`])) as { limits: LimitView[] }).limits;
+    for (const metric of ['requests', 'tokens']) {
+      expect({ metric, used: live.find((l) => l.metric === metric)!.used }).toEqual({ metric, used: fromStore.find((l) => l.metric === metric)!.used });
+    }
+    expect(live.find((l) => l.metric === 'requests')!.used).toBe(6);
+  });
+});
+
+describe('a key moved to another user while its requests are in flight', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ dialect: 'sqlite', proxy: { flushIntervalMs: 50 } });
+    await createOrg(h.gw, 'movers', ['--provider', 'openai-compatible', '--base-url', fake.url, '--unknown-models', 'free']);
+  }, 60_000);
+  afterAll(() => h?.close());
+
+  it("charges them to the user they were admitted under (as their events say), and the new user's counters only with the new requests", async () => {
+    const alice = (await ok(h.gw, ['users', 'create', 'alice', '--org', 'movers'])) as { id: string };
+    const bob = (await ok(h.gw, ['users', 'create', 'bob', '--org', 'movers'])) as { id: string };
+    await ok(h.gw, ['limits', 'set', 'user:alice', '--daily-tokens', '100000', '--max-requests', '100000']);
+    await ok(h.gw, ['limits', 'set', 'user:bob', '--daily-tokens', '100000', '--max-requests', '100000']);
+    const k = await createKey(h.gw, 'movers', ['--user', 'alice']);
+    const aliceKey = await createKey(h.gw, 'movers', ['--user', 'alice']);
+    await until('the keys', async () => ((await chat(h.url, k.key, body('warm'))).status === 200 ? true : undefined));
+    held = 0;
+    const inFlight = Array.from({ length: 4 }, (_, i) => chat(h.url, k.key, body(`hold ${i}`)));
+    await until('the held requests at the upstream', async () => (held === 4 ? true : undefined));
+    await ok(h.gw, ['keys', 'update', k.id, '--user', 'bob']);
+    // And a limit alice did not have when they were admitted.
+    await ok(h.gw, ['limits', 'set', 'user:alice', '--rpd', '100000']);
+    const userLimits = async (key: string, user: string) =>
+      (await call(h.url, '/v1/usage', { key })).json<{ limits: LimitView[] }>().limits.filter((l) => l.scope === `user:${user}`);
+    await until('the move in the proxy', async () => ((await userLimits(k.key, bob.id)).length > 0 ? true : undefined));
+    // A request under the new configuration first (it fills the proxy's counters for the key).
+    expect((await chat(h.url, k.key, body('as bob'))).status).toBe(200);
+    release();
+    expect((await Promise.all(inFlight)).map((r) => r.status)).toEqual([200, 200, 200, 200]);
+    const live = { alice: await userLimits(aliceKey.key, alice.id), bob: await userLimits(k.key, bob.id) };
+    await new Promise((r) => setTimeout(r, 300)); // flushed
+    for (const [name, user] of [['alice', alice.id], ['bob', bob.id]] as const) {
+      const fromStore = ((await ok(h.gw, ['limits', 'get', `user:${user}`])) as { limits: LimitView[] }).limits;
+      expect(fromStore.length).toBe(name === 'alice' ? 3 : 2);
+      for (const l of fromStore) {
+        const mine = live[name].find((x) => x.metric === l.metric && x.window === l.window);
+        expect({ name, metric: l.metric, window: l.window, used: mine?.used }).toEqual({ name, metric: l.metric, window: l.window, used: l.used });
+      }
+    }
+    expect(live.bob.find((l) => l.metric === 'requests')!.used).toBe(1);
+    expect(live.alice.find((l) => l.metric === 'requests' && l.window === 'day')!.used).toBe(5);
+  });
+});

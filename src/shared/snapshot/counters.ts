@@ -5,7 +5,7 @@ import { calendarStart, isRolling, utcDayStart } from '../limits/windows.js';
 import { modelMatches } from '../model-patterns.js';
 import type { ScopeType, Window } from '../services/limits.js';
 import type { AuthOk } from './auth.js';
-import type { Snapshot } from './types.js';
+import type { Snapshot, SnapshotLimit } from './types.js';
 
 export interface Scoped {
   type: ScopeType;
@@ -89,22 +89,41 @@ export function creditScopesFor(snapshot: Snapshot, auth: AuthOk, model: string,
   return cached(snapshot, auth, model, now).creditScopes;
 }
 
-function buildCounters(snapshot: Snapshot, auth: AuthOk, model: string, now: number): CounterRef[] {
+/**
+ * The counter of a limit at `now`. A day, month or total window restarted by a quota reset is a
+ * counter of its own from the reset on (the reset's time ends its id): the proxy learns of a
+ * reset at its next reload, after requests admitted since the reset (which the store counts in
+ * the new window) were counted in the old one; as a new counter it is seeded from the store, and
+ * requests still in flight are charged to it if admitted after the reset (see billing.ts).
+ */
+export function limitCounter(snapshot: Snapshot, l: SnapshotLimit, now: number): CounterRef {
+  const scope = { type: l.scopeType, id: l.scopeId };
+  const since = sinceFor(snapshot, scope, l.window, now);
+  const id = counterId(scope, l.model, l.metric, l.window, l.id);
+  return {
+    id: !isRolling(l.window) && since > calendarStart(l.window, now) ? `${id}@${since}` : id,
+    scopeType: scope.type,
+    scopeId: scope.id,
+    model: l.model,
+    metric: l.metric,
+    window: l.window,
+    max: l.max,
+    since,
+  };
+}
+
+/**
+ * The counters of a request, built afresh (countersFor caches them per key and model). Settlement
+ * uses it with the auth a request was admitted under, which a reload may have changed (a key
+ * moved to another user): the cache must hold the current auth's counters.
+ */
+export function buildCounters(snapshot: Snapshot, auth: AuthOk, model: string, now: number): CounterRef[] {
   const out: CounterRef[] = [];
   const scopes = scopesOf(auth);
   for (const scope of scopes) {
     for (const l of snapshot.limits.get(`${scope.type}:${scope.id}`) ?? []) {
       if (l.model !== '' && !modelMatches(l.model, model)) continue;
-      out.push({
-        id: counterId(scope, l.model, l.metric, l.window, l.id),
-        scopeType: scope.type,
-        scopeId: scope.id,
-        model: l.model,
-        metric: l.metric,
-        window: l.window,
-        max: l.max,
-        since: sinceFor(snapshot, scope, l.window, now),
-      });
+      out.push(limitCounter(snapshot, l, now));
     }
   }
   for (const scope of scopes) {
