@@ -11,8 +11,18 @@ export interface WiredSink {
   failing(): boolean;
 }
 
+/**
+ * How long the store may stay busy (another connection holding SQLite's write lock) before the
+ * proxy treats it as unreachable (fail-closed orgs get 503): the busy timeout a write used to
+ * wait out on the event loop. Writes are retried meanwhile, with backoff.
+ */
+export const BUSY_GRACE_MS = 5_000;
+
+const isBusy = (err: unknown) => (err as { code?: unknown } | null)?.code === 'SQLITE_BUSY';
+
 export function createUsageSink(config: ProxyConfig, store: Store, log: Logger): WiredSink {
   let failing = false;
+  let busySince: number | null = null;
   const sink = new StoreUsageSink(store, {
     instance: config.instanceId,
     flushIntervalMs: config.flushIntervalMs,
@@ -23,17 +33,28 @@ export function createUsageSink(config: ProxyConfig, store: Store, log: Logger):
       switch (e.type) {
         case 'flushed':
           failing = false;
+          busySince = null;
           log.debug({ inserted: e.inserted, duplicates: e.duplicates, ms: e.ms, pending: e.pending }, 'usage flushed');
           return;
-        case 'error':
+        case 'error': {
+          if (isBusy(e.error)) {
+            const now = Date.now();
+            busySince ??= now;
+            if (now - busySince < BUSY_GRACE_MS) {
+              log.debug({ pending: e.pending, retryInMs: e.retryInMs }, 'the store is busy (another connection is writing); usage events kept in memory');
+              return;
+            }
+          } else busySince = null;
           failing = true;
           log.warn({ err: e.error, pending: e.pending, retryInMs: e.retryInMs }, 'usage events could not be written; kept in memory');
           return;
+        }
         case 'full':
           log.error({ pending: e.pending, maxBuffer: e.maxBuffer }, 'usage buffer full: refusing new requests until the store is back');
           return;
         case 'recovered':
           failing = false;
+          busySince = null;
           log.info({ pending: e.pending }, 'usage writes recovered');
           return;
       }

@@ -68,6 +68,61 @@ describe('store unreachable', () => {
     await restoreStore();
     const events = await waitForEvents(h.db, open.id, 21, 15_000);
     expect(events).toHaveLength(21);
-    expect((await chat(h.url, closed.key, hello(M, { max_tokens: 5 }))).status).toBe(200);
+    // Fail-closed orgs are served again once the proxy has seen the store answer (its next
+    // config poll or usage write).
+    let status = 0;
+    for (const end = Date.now() + 3_000; status !== 200 && Date.now() < end; await new Promise((r) => setTimeout(r, 50))) {
+      status = (await chat(h.url, closed.key, hello(M, { max_tokens: 5 }))).status;
+    }
+    expect(status).toBe(200);
+  });
+});
+
+describe('SQLite write lock held by another connection (a long gatewayctl transaction, a sqlite3 shell, a backup)', () => {
+  it('keeps serving without stalls, fail-closed orgs included, and writes the held-back usage when the lock goes', async () => {
+    const { default: Database } = await import('better-sqlite3');
+    const s = await startHarness({ dialect: 'sqlite', proxy: { pollIntervalMs: 100, flushIntervalMs: 50 } });
+    const other = new Database(s.db.replace(/^sqlite:/, ''));
+    try {
+      await createOrg(s.gw, 'locked-closed', ['--provider', 'mock', '--failure-mode', 'closed']);
+      const k = await createKey(s.gw, 'locked-closed');
+      await synced();
+      expect((await chat(s.url, k.key, hello(M, { max_tokens: 5 }))).status).toBe(200);
+      other.exec('BEGIN EXCLUSIVE');
+      // The proxy runs in this process: a write waiting for the lock would stop this loop too.
+      let last = performance.now();
+      let stall = 0;
+      const ticker = setInterval(() => {
+        const t = performance.now();
+        stall = Math.max(stall, t - last);
+        last = t;
+      }, 10);
+      const slowest = { health: 0, chat: 0 };
+      const statuses: number[] = [];
+      const until = Date.now() + 2_000;
+      while (Date.now() < until) {
+        let t = performance.now();
+        expect((await call(s.url, '/healthz')).status).toBe(200);
+        slowest.health = Math.max(slowest.health, performance.now() - t);
+        t = performance.now();
+        statuses.push((await chat(s.url, k.key, hello(M, { max_tokens: 5 }))).status);
+        slowest.chat = Math.max(slowest.chat, performance.now() - t);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      clearInterval(ticker);
+      other.exec('COMMIT');
+      // Before, each write attempt waited out the 5 s busy timeout on the event loop.
+      expect(stall).toBeLessThan(500);
+      expect(slowest.health).toBeLessThan(500);
+      expect(slowest.chat).toBeLessThan(500);
+      // A lock shorter than the grace is not an outage: the fail-closed org is served throughout.
+      expect(new Set(statuses)).toEqual(new Set([200]));
+      const events = await waitForEvents(s.db, k.id, statuses.length + 1, 10_000);
+      expect(events).toHaveLength(statuses.length + 1);
+    } finally {
+      if (other.inTransaction) other.exec('COMMIT');
+      other.close();
+      await s.close();
+    }
   });
 });

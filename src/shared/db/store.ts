@@ -20,7 +20,13 @@ export interface Store {
   readonly t: Tables;
   /** The location with any password masked, safe to print. */
   readonly display: string;
-  transaction<T>(fn: (tx: Db) => Promise<T>): Promise<T>;
+  /**
+   * `noWait` (SQLite): a write lock held by another connection fails the transaction at once
+   * (SQLITE_BUSY) instead of waiting out the busy timeout. better-sqlite3 waits synchronously,
+   * so on the event loop that wait froze every request for up to 5 s; a caller that can retry
+   * later (the usage sink) asks for this.
+   */
+  transaction<T>(fn: (tx: Db) => Promise<T>, opts?: { noWait?: boolean }): Promise<T>;
   /** Runs a trivial query; throws store_unavailable if the store cannot answer. */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -99,9 +105,17 @@ function openSqlite(file: string, opts: OpenOptions): Store {
     bundled: opts.bundled,
     // better-sqlite3 cannot run an async callback inside its own transaction helper, so the
     // transaction is opened by hand and a mutex keeps other callers out until it ends.
-    transaction: (fn) =>
+    transaction: (fn, opts) =>
       lock.run(async () => {
-        handle.exec('BEGIN IMMEDIATE');
+        if (opts?.noWait) {
+          const wait = handle.pragma('busy_timeout', { simple: true });
+          handle.pragma('busy_timeout = 0');
+          try {
+            handle.exec('BEGIN IMMEDIATE');
+          } finally {
+            handle.pragma(`busy_timeout = ${Number(wait)}`);
+          }
+        } else handle.exec('BEGIN IMMEDIATE');
         try {
           const result = await fn(db);
           handle.exec('COMMIT');

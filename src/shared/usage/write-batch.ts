@@ -29,10 +29,16 @@ export function batchWriter(store: Store, opts: { thread?: boolean } = {}): Batc
   let write: ReturnType<typeof sqliteBatchWriter> | null = null;
   const inThread: BatchWriter = async (records, instance, now) => {
     if (!records.length) return { inserted: 0, duplicates: 0 };
-    return store.transaction(async () => {
-      write ??= sqliteBatchWriter(handle);
-      return write(records, instance, now);
-    });
+    // Without waiting for a write lock another connection holds (a gatewayctl transaction, a
+    // sqlite3 shell, a backup): the sink retries with backoff, the records stay buffered, and
+    // the event loop keeps serving meanwhile.
+    return store.transaction(
+      async () => {
+        write ??= sqliteBatchWriter(handle);
+        return write(records, instance, now);
+      },
+      { noWait: true },
+    );
   };
   if (opts.thread !== true || handle.memory || store.bundled) return inThread;
   return sqliteWorkerWriter(handle.name, () => Number(handle.pragma('busy_timeout', { simple: true })), inThread) ?? inThread;
