@@ -25,7 +25,7 @@ export function addOrgOptions(cmd: Command): Command {
     .option('--upstream-key-env <VAR>', 'read the upstream API key from this environment variable')
     .option('--upstream-key-stdin', 'read the upstream API key from standard input')
     .option('--failure-mode <mode>', 'when the store or Redis is unreachable: closed (503) or open (serve)', choiceArg(FAILURE_MODES))
-    .option('--unknown-models <policy>', 'models without a price: refuse or free (bill zero)', choiceArg(['refuse', 'free'] as const))
+    .option('--unknown-models <policy>', 'models without a price: refuse, or free (nothing reserved for cost; billed what the upstream reports, else zero)', choiceArg(['refuse', 'free'] as const))
     .option('--default-max-tokens <n>', 'completion cap reserved when a request gives no max_tokens', positiveIntArg)
     .option('--http-referer <url>', 'HTTP-Referer sent to OpenRouter for attribution')
     .option('--app-title <title>', 'X-Title sent to OpenRouter for attribution');
