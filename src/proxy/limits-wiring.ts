@@ -86,6 +86,9 @@ const BATCH = 256;
 
 export async function warmCounters(limits: LimitBackend, snapshot: Snapshot, now: number, log: Logger): Promise<void> {
   const all = snapshotCounters(snapshot, now);
+  // Counters of limits that are gone (removed, set again, restarted by a quota reset) are
+  // dropped: only requests admitted before the reload still touch them.
+  limits.retain?.(new Set(all.map((c) => c.id)));
   try {
     for (let i = 0; i < all.length; i += BATCH) await limits.peek(all.slice(i, i + BATCH), now);
   } catch (err) {

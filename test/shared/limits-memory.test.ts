@@ -161,6 +161,31 @@ describe('memory limit backend: charges while two seeds of one counter are read'
   });
 });
 
+describe('memory limit backend: retain()', () => {
+  it('forgets counters the configuration no longer has; a request admitted on one still settles, and a counter seen again is seeded again', async () => {
+    let seeds = 0;
+    const b = new MemoryLimitBackend({
+      seeder: async () => {
+        seeds++;
+        return 10;
+      },
+    });
+    const now = Date.UTC(2030, 0, 2, 12);
+    const mk = (id: string) => ({ id, scopeType: 'key' as const, scopeId: 'k', model: '', metric: 'tokens' as const, window: 'day' as const, max: 1_000, since: 0 });
+    const kept = mk('key:k::tokens:day:lim_a');
+    const gone = mk('key:k::tokens:day:lim_b');
+    const r = reserved(await b.reserve('r', [kept, gone], amt(100), now));
+    b.retain(new Set([kept.id]));
+    const states = b.settleSync(r, amt(40), now);
+    expect(states.map((s) => s.used)).toEqual([10 + 40, 0]);
+    b.retain(new Set([kept.id]));
+    expect(seeds).toBe(2);
+    const [again] = await b.peek([gone], now);
+    expect(again!.used).toBe(10);
+    expect(seeds).toBe(3);
+  });
+});
+
 describe('memory limit backend with an unreachable store', () => {
   it('refuses closed orgs with store_unavailable, serves open orgs from zero, and seeds once the store is back', async () => {
     let down = true;

@@ -104,6 +104,10 @@ export class FailoverLimitBackend implements LimitBackend {
     this.fallback.charge(counters, actual, at, now);
   }
 
+  retain(ids: ReadonlySet<string>): void {
+    this.fallback.retain(ids);
+  }
+
   async peek(counters: readonly CounterRef[], now: number): Promise<readonly CounterState[]> {
     if (this.state === 'redis') {
       try {

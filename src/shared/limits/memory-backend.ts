@@ -136,6 +136,11 @@ export class MemoryLimitBackend implements LimitBackend {
     }
   }
 
+  retain(ids: ReadonlySet<string>): void {
+    // A request admitted before still settles fine: its adjustment finds no state and is dropped.
+    for (const id of this.states.keys()) if (!ids.has(id)) this.states.delete(id);
+  }
+
   async peek(counters: readonly CounterRef[], now: number): Promise<readonly CounterState[]> {
     // A failed seed is not remembered here: the next reserve() seeds again.
     await this.seed(counters, now, 'peek');

@@ -98,6 +98,12 @@ export interface LimitBackend {
    * lands. `at` is when the request was admitted: a window that began after it is not charged.
    */
   charge?(counters: readonly CounterRef[], actual: Amounts, at: number, now: number): void | Promise<void>;
+  /**
+   * Forgets what is held for counters not in `ids` (the configuration's counters after a
+   * reload), for backends that hold counters in this process: a limit removed, set again or
+   * restarted by a quota reset is a counter that no new request touches.
+   */
+  retain?(ids: ReadonlySet<string>): void;
   /** Read-only view of counters (GET /v1/usage, quotas get). */
   peek(counters: readonly CounterRef[], now: number): Promise<readonly CounterState[]>;
   /** Zero a counter's window (quotas reset). */
