@@ -29,6 +29,7 @@ export function createUsageSink(config: ProxyConfig, store: Store, log: Logger):
     maxBuffer: config.usageBufferMax,
     closeTimeoutMs: config.shutdownTimeoutMs,
     writerThread: config.usageWriter === 'thread',
+    busy: isBusy,
     onEvent(e) {
       switch (e.type) {
         case 'flushed':

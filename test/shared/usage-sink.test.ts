@@ -268,6 +268,38 @@ describe.each(Object.keys(VARIANTS))('usage sink on %s', (variant) => {
     expect((await counts(w.store)).events).toBe(1);
   });
 
+  it.runIf(variant === 'sqlite')('hold(): waits through a busy store (another connection holding the write lock) instead of giving up', async () => {
+    const { w, sink } = await setup({ flushIntervalMs: 60_000, busy: (e) => (e as { code?: string }).code === 'SQLITE_BUSY' });
+    const other = new Database(w.store.display);
+    try {
+      other.exec('BEGIN EXCLUSIVE');
+      sink.add(record(w));
+      sink.add(record(w));
+      await sink.flush().catch(() => {}); // fails at once: busy
+      const h = sink.hold();
+      let outcome = 'waiting';
+      h.ready.then(
+        () => {
+          outcome = 'ready';
+        },
+        () => {
+          outcome = 'rejected';
+        },
+      );
+      await new Promise((r) => setTimeout(r, 300));
+      expect(outcome).toBe('waiting');
+      other.exec('COMMIT');
+      const t0 = performance.now();
+      await h.ready;
+      expect(performance.now() - t0).toBeLessThan(500);
+      expect((await counts(w.store)).events).toBe(2);
+      h.release();
+    } finally {
+      if (other.inTransaction) other.exec('COMMIT');
+      other.close();
+    }
+  });
+
   it('flushes everything on close, with no explicit flush', async () => {
     const { w, sink } = await setup({ flushIntervalMs: 60_000 });
     for (let i = 0; i < 25; i++) sink.add(record(w));

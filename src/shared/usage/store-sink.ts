@@ -32,7 +32,17 @@ export interface StoreUsageSinkOptions {
   now?: () => number;
   /** SQLite files: write batches on a thread of their own (default false: on the caller's thread; see sqlite-writer.ts). */
   writerThread?: boolean;
+  /**
+   * Failures that mean "try again shortly" (SQLite's SQLITE_BUSY: another connection holds the
+   * write lock). A hold waits through them, for up to HOLD_PATIENCE_MS, with quick retries.
+   */
+  busy?: (err: unknown) => boolean;
 }
+
+/** How long a hold waits through busy failures (see StoreUsageSinkOptions.busy) before it gives up. */
+export const HOLD_PATIENCE_MS = 5_000;
+/** Retry delay of a busy store while a hold waits for it. */
+const HOLD_RETRY_MS = 50;
 
 /** See StoreUsageSink.hold(). */
 export interface SinkHold {
@@ -45,7 +55,7 @@ export interface SinkHold {
 interface Hold {
   /** Sequence number of the first record added after hold(): writes stop short of it. */
   upTo: number;
-  /** When it was taken: a hold older than MAX_HOLD_MS no longer stops writes. */
+  /** When it was taken: a hold older than MAX_HOLD_MS no longer stops writes, and one still not ready after HOLD_PATIENCE_MS gives up. */
   at: number;
   waiting: { resolve: () => void; reject: (err: unknown) => void } | null;
 }
@@ -66,6 +76,9 @@ export class StoreUsageSink implements UsageSink {
   private unheld: (() => void)[] = [];
   private writing: Promise<void> | null = null;
   private draining = false;
+  /** The last write failed because the store was busy (see StoreUsageSinkOptions.busy). */
+  private lastBusy = false;
+  private retryTimer: NodeJS.Timeout | null = null;
   private timer: NodeJS.Timeout | null;
   private failures = 0;
   private retryAt = 0;
@@ -74,7 +87,7 @@ export class StoreUsageSink implements UsageSink {
   private closed = false;
   /** close() has begun: holds no longer stop writes (everything is written before exit). */
   private closing = false;
-  private readonly o: Required<Omit<StoreUsageSinkOptions, 'onEvent' | 'now' | 'writerThread'>> & Pick<StoreUsageSinkOptions, 'onEvent'>;
+  private readonly o: Required<Omit<StoreUsageSinkOptions, 'onEvent' | 'now' | 'writerThread' | 'busy'>> & Pick<StoreUsageSinkOptions, 'onEvent' | 'busy'>;
   private readonly now: () => number;
   private readonly write: BatchWriter;
 
@@ -117,12 +130,15 @@ export class StoreUsageSink implements UsageSink {
     this.holds.add(h);
     let ready: Promise<void>;
     if (this.written >= h.upTo) ready = Promise.resolve();
-    else if (this.failures > 0 && this.now() < this.retryAt) ready = Promise.reject(new GatewayError('store_unavailable', 'usage events cannot be written to the store right now'));
-    else {
+    else if (this.failures > 0 && this.now() < this.retryAt && !this.lastBusy) {
+      ready = Promise.reject(new GatewayError('store_unavailable', 'usage events cannot be written to the store right now'));
+    } else {
       ready = new Promise<void>((resolve, reject) => {
         h.waiting = { resolve, reject };
       });
-      this.kick();
+      // A busy store is retried soon for it rather than after the backoff.
+      if (this.lastBusy) this.retrySoon();
+      else this.kick();
     }
     // A hold given up before it was ready (release() rejects it) is no unhandled rejection.
     ready.catch(() => {});
@@ -150,14 +166,36 @@ export class StoreUsageSink implements UsageSink {
     return min;
   }
 
-  private wakeHolds(err?: unknown): void {
+  /**
+   * Settles the holds waiting for writes: ready once written up to their cut; after a failure,
+   * rejected, unless the store is only busy and they have waited less than HOLD_PATIENCE_MS.
+   */
+  private wakeHolds(err?: unknown, busy = false): void {
+    const patient = this.now() - HOLD_PATIENCE_MS;
+    let waiting = false;
     for (const h of this.holds) {
       if (!h.waiting) continue;
-      if (err !== undefined) h.waiting.reject(err);
-      else if (this.written >= h.upTo) h.waiting.resolve();
-      else continue;
+      if (err === undefined && this.written >= h.upTo) h.waiting.resolve();
+      else if (err !== undefined && !(busy && h.at > patient)) h.waiting.reject(err);
+      else {
+        waiting = true;
+        continue;
+      }
       h.waiting = null;
     }
+    if (waiting && err !== undefined) this.retrySoon();
+  }
+
+  /** A write attempt in HOLD_RETRY_MS (a hold is waiting for a busy store). */
+  private retrySoon(): void {
+    if (this.retryTimer) return;
+    this.retryAt = Math.min(this.retryAt, this.now() + HOLD_RETRY_MS);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      this.retryAt = 0;
+      this.kick();
+    }, HOLD_RETRY_MS);
+    this.retryTimer.unref();
   }
 
   /** False while the buffer is past its bound: the proxy should refuse new requests with 503. */
@@ -199,6 +237,8 @@ export class StoreUsageSink implements UsageSink {
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
     // A seed reading the store behind a hold would count the records past its cut once they
     // are written: let it finish first (briefly: reads take milliseconds, and a stuck one is
     // given up on as writes would be).
@@ -252,6 +292,7 @@ export class StoreUsageSink implements UsageSink {
       // Records added meanwhile were appended, so the batch is still the buffer's head.
       this.buffer.splice(0, batch.length);
       this.written += batch.length;
+      this.lastBusy = false;
       this.wakeHolds();
       this.waitingSince = this.now();
       if (this.failures > 0) this.o.onEvent?.({ type: 'recovered', pending: this.buffer.length });
@@ -261,11 +302,12 @@ export class StoreUsageSink implements UsageSink {
       this.o.onEvent?.({ type: 'flushed', ...result, ms: performance.now() - start, pending: this.buffer.length });
     } catch (error) {
       this.failures++;
+      this.lastBusy = this.o.busy?.(error) === true;
       const retryInMs = this.backoff();
       this.retryAt = this.now() + retryInMs;
       this.o.onEvent?.({ type: 'error', error, pending: this.buffer.length, retryInMs });
       const failed = new GatewayError('store_unavailable', 'usage events could not be written to the store', { cause: error });
-      this.wakeHolds(failed);
+      this.wakeHolds(failed, this.lastBusy);
       throw failed;
     }
   }
