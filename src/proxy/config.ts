@@ -52,6 +52,11 @@ export interface ProxyConfig {
   /** SQLite usage batches: on a writer thread, or on the event loop. */
   usageWriter: 'thread' | 'inline';
   shutdownTimeoutMs: number;
+  /**
+   * Postgres: longest a statement may run (or a transaction sit idle) before the server ends it,
+   * and, a second later, longest the proxy waits for an answer on a connection that may be lost.
+   */
+  storeTimeoutMs: number;
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -81,6 +86,7 @@ export function defaultConfig(env: GatewayEnv, cwd = process.cwd()): ProxyConfig
     usageBufferMax: 100_000,
     usageWriter: 'inline',
     shutdownTimeoutMs: 30_000,
+    storeTimeoutMs: 10_000,
   };
 }
 
@@ -117,6 +123,7 @@ const OPTIONS: Array<[flag: string, envName: string, set: Setter, help: string]>
   ['poll-interval-ms', 'poll_interval_ms', int((c, n) => { c.pollIntervalMs = n; }, 10, 1000), 'config_version poll, ≤1000 (500)'],
   ['usage-buffer-max', 'usage_buffer_max', int((c, n) => { c.usageBufferMax = n; }, 1), 'usage events held while the store is down (100000)'],
   ['usage-writer', 'usage_writer', oneOf(['thread', 'inline'] as const, (c, v) => { c.usageWriter = v; }), "SQLite usage writes: 'inline' or 'thread' (inline)"],
+  ['store-timeout-ms', 'store_timeout_ms', int((c, n) => { c.storeTimeoutMs = n; }, 100), 'Postgres: longest statement, or wait for an answer (10000)'],
   ['shutdown-timeout-ms', 'shutdown_timeout_ms', int((c, n) => { c.shutdownTimeoutMs = n; }, 0), 'drain time on SIGTERM (30000)'],
 ];
 

@@ -40,6 +40,28 @@ export interface RunningProxy {
   close(): Promise<void>;
 }
 
+/**
+ * How long /readyz waits for the store to answer. A store lost without a reset (a partition)
+ * does not refuse, it stays silent; probes want an answer well inside their own timeout.
+ */
+const HEALTH_PING_MS = 1_000;
+
+function answersWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), ms);
+    p.then(
+      () => {
+        clearTimeout(timer);
+        resolve(true);
+      },
+      () => {
+        clearTimeout(timer);
+        resolve(false);
+      },
+    );
+  });
+}
+
 export function resolveConfig(options: ProxyOptions, cwd = process.cwd()): ProxyConfig {
   const base = defaultConfig(readEnv({}), cwd);
   const { upstream, masterKey: _k, logger: _l, now: _n, bundled: _b, ...rest } = options;
@@ -55,7 +77,7 @@ export async function startProxy(options: ProxyOptions = {}): Promise<RunningPro
   const log = options.logger ?? pino({ level: options.logLevel ?? 'silent' });
   const now = options.now ?? Date.now;
   const masterKey = options.masterKey ?? loadMasterKey({ envValue: config.masterKeyEnv, file: config.masterKeyFile });
-  const store = await openStore(config.dbUrl, { bundled: options.bundled });
+  const store = await openStore(config.dbUrl, { bundled: options.bundled, timeoutMs: config.storeTimeoutMs });
   const closers: Array<() => Promise<unknown>> = [() => store.close()];
   try {
     return await assemble(config, store, masterKey, log, now, closers);
@@ -112,7 +134,7 @@ async function assemble(
   });
   const health = async (): Promise<HealthReport> => {
     const h = holder.health();
-    const storeOk = await store.ping().then(() => true, () => false);
+    const storeOk = await answersWithin(store.ping(), HEALTH_PING_MS);
     const fresh = h.ageMs < Math.max(5_000, config.pollIntervalMs * 5);
     const countersProblem = wiredLimits.problem();
     return {

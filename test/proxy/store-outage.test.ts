@@ -3,8 +3,12 @@
 // orgs get 503, and usage events wait in memory until the store is back: none is lost.
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseCli } from '../../src/proxy/config.js';
+import { startProxy } from '../../src/proxy/main.js';
+import { readEnv } from '../../src/shared/config.js';
+import { blackhole } from '../helpers/blackhole.js';
 import { PG_ADMIN_URL } from '../helpers/stores.js';
-import { call, chat, createKey, createOrg, type Harness, hello, startHarness, synced, waitForEvents } from './harness.js';
+import { call, chat, createKey, createOrg, freshStore, type Harness, hello, MASTER_KEY, ok, startHarness, synced, waitForEvents } from './harness.js';
 
 let h: Harness;
 let dbName: string;
@@ -124,5 +128,93 @@ describe('SQLite write lock held by another connection (a long gatewayctl transa
       other.close();
       await s.close();
     }
+  });
+});
+
+describe('Postgres lost without a reset (a partition, a dead host: connections stay open, nothing answers)', () => {
+  it('gives up on the silent connections: probes answer, fail-closed orgs get 503, and usage and config flow again once the network heals', async () => {
+    const { db, gw } = await freshStore('postgres');
+    const target = new URL(db);
+    const hole = await blackhole({ host: target.hostname, port: Number(target.port || 5432) });
+    const proxy = await startProxy({ dbUrl: hole.via(db), port: 0, masterKey: MASTER_KEY, pollIntervalMs: 100, flushIntervalMs: 50, storeTimeoutMs: 1_000 });
+    const timed = async <T>(p: Promise<T>) => {
+      const t = performance.now();
+      const value = await p;
+      return { value, ms: performance.now() - t };
+    };
+    try {
+      await createOrg(gw, 'p-open', ['--provider', 'mock', '--failure-mode', 'open']);
+      await createOrg(gw, 'p-closed', ['--provider', 'mock', '--failure-mode', 'closed']);
+      const open = await createKey(gw, 'p-open', ['--daily-tokens', '1000000']);
+      const closed = await createKey(gw, 'p-closed');
+      await synced();
+      let served = 0;
+      for (const k of [open, closed]) expect((await chat(proxy.url, k.key, hello(M, { max_tokens: 5 }))).status).toBe(200);
+      served++;
+
+      hole.swallow();
+      const lostAt = Date.now();
+      const closedStatuses: Array<{ at: number; status: number }> = [];
+      let slowestHealth = 0;
+      let slowestReady = 0;
+      const readyStatuses = new Set<number>();
+      while (Date.now() - lostAt < 5_000) {
+        const health = await timed(call(proxy.url, '/healthz'));
+        expect(health.value.status).toBe(200);
+        slowestHealth = Math.max(slowestHealth, health.ms);
+        const ready = await timed(call(proxy.url, '/readyz'));
+        slowestReady = Math.max(slowestReady, ready.ms);
+        readyStatuses.add(ready.value.status);
+        const o = await chat(proxy.url, open.key, hello(M, { max_tokens: 5, stream: served % 2 === 0 }));
+        expect(o.status).toBe(200);
+        served++;
+        closedStatuses.push({ at: Date.now() - lostAt, status: (await chat(proxy.url, closed.key, hello(M, { max_tokens: 5 }))).status });
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      // Before, /readyz waited on the silent connection forever, the fail-closed org was served
+      // throughout, and usage writes and config polls hung even after the network came back.
+      expect(slowestHealth).toBeLessThan(500);
+      expect(slowestReady).toBeLessThan(1_500);
+      expect(readyStatuses.has(503)).toBe(true);
+      const firstRefusal = closedStatuses.find((s) => s.status === 503);
+      expect(firstRefusal?.at).toBeLessThan(3_500);
+      expect(closedStatuses.at(-1)?.status).toBe(503);
+
+      hole.heal();
+      const healedAt = Date.now();
+      let status = 0;
+      while (status !== 200 && Date.now() - healedAt < 15_000) {
+        await new Promise((r) => setTimeout(r, 100));
+        status = (await chat(proxy.url, closed.key, hello(M, { max_tokens: 5 }))).status;
+      }
+      expect(status).toBe(200);
+      // Every request the fail-open org was served has its event, once.
+      const events = await waitForEvents(db, open.id, served, 15_000);
+      expect(events).toHaveLength(served);
+      expect(new Set(events.map((e) => e.requestId)).size).toBe(served);
+      // Config changes reach the proxy again (polls no longer hang on lost connections).
+      await ok(gw, ['keys', 'revoke', open.id, '--yes']);
+      let revoked = false;
+      for (const end = Date.now() + 2_000; !revoked && Date.now() < end; await new Promise((r) => setTimeout(r, 50))) {
+        revoked = (await chat(proxy.url, open.key, hello(M, { max_tokens: 5 }))).status === 401;
+      }
+      expect(revoked).toBe(true);
+    } finally {
+      const closing = await timed(proxy.close());
+      await hole.close();
+      expect(closing.ms).toBeLessThan(5_000);
+    }
+  }, 90_000);
+
+  it('reads --store-timeout-ms and GATEWAY_STORE_TIMEOUT_MS (default 10000, at least 100)', () => {
+    const run = (argv: string[], vars: Record<string, string> = {}) => {
+      const p = parseCli(argv, readEnv({ GATEWAY_MASTER_KEY: 'a'.repeat(64), ...vars }));
+      if (p.kind !== 'run') throw new Error(p.kind);
+      return p;
+    };
+    expect(run([]).config.storeTimeoutMs).toBe(10_000);
+    expect(run(['--store-timeout-ms', '2500']).config.storeTimeoutMs).toBe(2_500);
+    expect(run([], { GATEWAY_STORE_TIMEOUT_MS: '30000' }).config.storeTimeoutMs).toBe(30_000);
+    expect(run(['--store-timeout-ms', '5']).problems.join()).toContain('--store-timeout-ms');
   });
 });

@@ -92,6 +92,39 @@ async function outage(dialect: DialectName, store: Store): Promise<{ end(): Prom
   };
 }
 
+/**
+ * Another connection holding the lock usage writes need: SQLite's write lock
+ * (BEGIN EXCLUSIVE), or on Postgres an exclusive lock on usage_events in an
+ * open transaction. release() commits; calling it twice is harmless.
+ */
+async function writeLock(dialect: DialectName, store: Store): Promise<{ release(): Promise<void> }> {
+  let done = false;
+  if (dialect === 'sqlite') {
+    const other = new Database(store.display);
+    other.exec('BEGIN EXCLUSIVE');
+    return {
+      release: async () => {
+        if (done) return;
+        done = true;
+        other.exec('COMMIT');
+        other.close();
+      },
+    };
+  }
+  const other = new pg.Client({ connectionString: store.display });
+  await other.connect();
+  await other.query('begin');
+  await other.query('lock table usage_events in access exclusive mode');
+  return {
+    release: async () => {
+      if (done) return;
+      done = true;
+      await other.query('commit');
+      await other.end();
+    },
+  };
+}
+
 // SQLite runs both ways: batches in-thread (the default) and on the writer thread
 // (gateway-proxy --usage-writer thread).
 const VARIANTS: Record<string, { dialect: DialectName; thread: boolean }> = {
@@ -268,14 +301,14 @@ describe.each(Object.keys(VARIANTS))('usage sink on %s', (variant) => {
     expect((await counts(w.store)).events).toBe(1);
   });
 
-  it.runIf(variant === 'sqlite')('hold(): waits through a busy store (another connection holding the write lock) instead of giving up', async () => {
+  it('hold(): waits through a store another connection holds locked instead of giving up', async () => {
     const { w, sink } = await setup({ flushIntervalMs: 60_000, busy: (e) => (e as { code?: string }).code === 'SQLITE_BUSY' });
-    const other = new Database(w.store.display);
+    const other = await writeLock(dialect, w.store);
     try {
-      other.exec('BEGIN EXCLUSIVE');
       sink.add(record(w));
       sink.add(record(w));
-      await sink.flush().catch(() => {}); // fails at once: busy
+      // SQLite fails the write at once (busy, retried later); Postgres waits for the lock.
+      const flushing = sink.flush().catch(() => {});
       const h = sink.hold();
       let outcome = 'waiting';
       h.ready.then(
@@ -288,15 +321,15 @@ describe.each(Object.keys(VARIANTS))('usage sink on %s', (variant) => {
       );
       await new Promise((r) => setTimeout(r, 300));
       expect(outcome).toBe('waiting');
-      other.exec('COMMIT');
+      await other.release();
       const t0 = performance.now();
+      await flushing;
       await h.ready;
       expect(performance.now() - t0).toBeLessThan(500);
       expect((await counts(w.store)).events).toBe(2);
       h.release();
     } finally {
-      if (other.inTransaction) other.exec('COMMIT');
-      other.close();
+      await other.release();
     }
   });
 

@@ -63,6 +63,13 @@ export interface OpenOptions {
   create?: boolean;
   /** Postgres pool size. */
   poolSize?: number;
+  /**
+   * Postgres: a statement (lock waits included) or an idle transaction running longer than this
+   * is ended by the server, and a query the server has not answered this long (plus a second)
+   * fails on the client, so a connection lost without a reset (a partition, a dead host) gives
+   * up instead of waiting forever. Unset: no limit (gatewayctl's reports may run long).
+   */
+  timeoutMs?: number;
   /** Set by a standalone executable: the SQLite addon and migrations it carries. */
   bundled?: BundledAssets;
 }
@@ -138,12 +145,20 @@ function openSqlite(file: string, opts: OpenOptions): Store {
   };
 }
 
+/** How long ping() waits for Postgres to answer (readiness probes ask often and want it fast). */
+const PING_TIMEOUT_MS = 2_000;
+// pg honours a query's own query_timeout; @types/pg does not declare it.
+const PING = { text: 'select 1', query_timeout: PING_TIMEOUT_MS } as pg.QueryConfig;
+
 function openPostgres(connectionString: string, opts: OpenOptions): Store {
+  const t = opts.timeoutMs;
   const pool = new pg.Pool({
     connectionString,
     max: opts.poolSize ?? 10,
     connectionTimeoutMillis: 5000,
     idleTimeoutMillis: 30_000,
+    keepAlive: true,
+    ...(t ? { statement_timeout: t, idle_in_transaction_session_timeout: t, query_timeout: t + 1000 } : {}),
   });
   // An idle client that loses its server must not crash the process; the next query reports it.
   pool.on('error', () => {});
@@ -162,7 +177,7 @@ function openPostgres(connectionString: string, opts: OpenOptions): Store {
     transaction: (fn) => pgTransaction(pool, fn),
     ping: async () => {
       try {
-        await pool.query('select 1');
+        await pool.query(PING);
       } catch (cause) {
         throw new GatewayError('store_unavailable', `the Postgres store at ${display} does not answer`, { cause });
       }

@@ -99,7 +99,16 @@ export class SnapshotHolder {
   private async check(force: boolean): Promise<void> {
     const { store, masterKey } = this.opts;
     try {
-      const [row] = await store.db.select({ version: store.t.configVersion.version }).from(store.t.configVersion).limit(1);
+      let row: { version: number | string } | undefined;
+      try {
+        [row] = await store.db.select({ version: store.t.configVersion.version }).from(store.t.configVersion).limit(1);
+      } catch (err) {
+        // The store does not answer: the LISTEN connection may be as lost as the one that
+        // failed (a partition resets nothing), and would then wait for pushes forever. Drop it;
+        // the next successful poll listens again on a fresh connection.
+        if (this.listener) this.dropListener(this.listener);
+        throw err;
+      }
       const version = Number(row?.version ?? 0);
       if (force || version !== this.snapshot.version) {
         const next = await loadSnapshot(store, masterKey);
