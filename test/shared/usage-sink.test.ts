@@ -333,6 +333,32 @@ describe.each(Object.keys(VARIANTS))('usage sink on %s', (variant) => {
     }
   });
 
+  it('close() while a seed waits behind a hold for a locked store: keeps retrying for it, and ends as soon as the lock goes', async () => {
+    const { w, sink } = await setup({ flushIntervalMs: 60_000, busy: (e) => (e as { code?: string }).code === 'SQLITE_BUSY' });
+    const other = await writeLock(dialect, w.store);
+    try {
+      sink.add(record(w));
+      sink.add(record(w));
+      const flushing = sink.flush().catch(() => {});
+      const h = sink.hold();
+      // The seed: reads once its hold is ready (or given up), then releases it.
+      const seeded = h.ready.catch(() => {}).then(() => h.release());
+      await new Promise((r) => setTimeout(r, 20));
+      const t0 = performance.now();
+      const closing = sink.close();
+      await new Promise((r) => setTimeout(r, 100));
+      await other.release();
+      await closing;
+      await seeded;
+      await flushing;
+      // Before, close() stopped the retry the hold waited on and sat out the hold's 5 s.
+      expect(performance.now() - t0).toBeLessThan(1_500);
+      expect((await counts(w.store)).events).toBe(2);
+    } finally {
+      await other.release();
+    }
+  });
+
   it('flushes everything on close, with no explicit flush', async () => {
     const { w, sink } = await setup({ flushIntervalMs: 60_000 });
     for (let i = 0; i < 25; i++) sink.add(record(w));
@@ -349,6 +375,45 @@ describe.each(Object.keys(VARIANTS))('usage sink on %s', (variant) => {
     const ms = performance.now() - start;
     console.log(`[usage] ${variant}: 1,000 events flushed in one transaction in ${ms.toFixed(1)} ms`);
     expect((await counts(w.store)).events).toBe(1000);
+  });
+});
+
+describe('usage sink on SQLite, closed while another connection holds the write lock', () => {
+  it('gives up after closeTimeoutMs, then writes nothing more and arms no timer, whatever calls in late', async () => {
+    const w = await world('sqlite');
+    cleanups.push(() => w.store.close());
+    let attempts = 0;
+    const sink = new StoreUsageSink(w.store, {
+      instance: 'test-1',
+      flushIntervalMs: 60_000,
+      closeTimeoutMs: 300,
+      minBackoffMs: 20,
+      maxBackoffMs: 50,
+      busy: (e) => (e as { code?: string }).code === 'SQLITE_BUSY',
+      onEvent: (e) => {
+        if (e.type === 'error' || e.type === 'flushed') attempts++;
+      },
+    });
+    const other = await writeLock('sqlite', w.store);
+    try {
+      sink.add(record(w));
+      await expect(sink.close()).rejects.toMatchObject({ code: 'store_unavailable', message: expect.stringContaining('1 usage events') });
+      const atClose = attempts;
+      expect(atClose).toBeGreaterThan(0);
+      // A seed starting late in shutdown (limits close after the sink) gets a hold: it is refused,
+      // and does not start the busy retry again (before: a write attempt every 50 ms, for ever).
+      const h = sink.hold();
+      await expect(h.ready).rejects.toMatchObject({ code: 'store_unavailable' });
+      await new Promise((r) => setTimeout(r, 400));
+      expect(attempts).toBe(atClose);
+      h.release();
+      await other.release();
+      await new Promise((r) => setTimeout(r, 100));
+      expect(attempts).toBe(atClose);
+      expect((await counts(w.store)).events).toBe(0);
+    } finally {
+      await other.release();
+    }
   });
 });
 

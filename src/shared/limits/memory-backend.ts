@@ -122,7 +122,8 @@ export class MemoryLimitBackend implements LimitBackend {
         this.adjust(c, open.slots[i]!, delta);
       });
     }
-    return reservation.counters.map((c) => this.stateOf(c, now));
+    // A counter dropped by retain() meanwhile (its limit is gone) is not brought back unseeded.
+    return reservation.counters.map((c) => (this.states.has(c.id) ? this.stateOf(c, now) : counterState(c, 0, calendarResetAt(c, now))));
   }
 
   charge(counters: readonly CounterRef[], actual: Amounts, at: number, now: number): void {
@@ -137,7 +138,8 @@ export class MemoryLimitBackend implements LimitBackend {
   }
 
   retain(ids: ReadonlySet<string>): void {
-    // A request admitted before still settles fine: its adjustment finds no state and is dropped.
+    // A request admitted before still settles fine: its adjustment finds no state and is dropped
+    // (settleSync answers for such a counter without creating it again).
     for (const id of this.states.keys()) if (!ids.has(id)) this.states.delete(id);
   }
 

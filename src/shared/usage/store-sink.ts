@@ -130,6 +130,7 @@ export class StoreUsageSink implements UsageSink {
     this.holds.add(h);
     let ready: Promise<void>;
     if (this.written >= h.upTo) ready = Promise.resolve();
+    else if (this.closed) ready = Promise.reject(new GatewayError('store_unavailable', 'the usage sink is closed; its last records could not be written'));
     else if (this.failures > 0 && this.now() < this.retryAt && !this.lastBusy) {
       ready = Promise.reject(new GatewayError('store_unavailable', 'usage events cannot be written to the store right now'));
     } else {
@@ -188,7 +189,7 @@ export class StoreUsageSink implements UsageSink {
 
   /** A write attempt in HOLD_RETRY_MS (a hold is waiting for a busy store). */
   private retrySoon(): void {
-    if (this.retryTimer) return;
+    if (this.retryTimer || this.closed) return;
     this.retryAt = Math.min(this.retryAt, this.now() + HOLD_RETRY_MS);
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;
@@ -237,21 +238,22 @@ export class StoreUsageSink implements UsageSink {
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
-    if (this.retryTimer) clearTimeout(this.retryTimer);
-    this.retryTimer = null;
     // A seed reading the store behind a hold would count the records past its cut once they
     // are written: let it finish first (briefly: reads take milliseconds, and a stuck one is
-    // given up on as writes would be).
+    // given up on as writes would be). A hold still waiting for a busy store keeps being retried
+    // meanwhile (its seed cannot release it before), and this wait keeps the process alive:
+    // records are still buffered.
     if (this.holds.size > 0) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, MAX_HOLD_MS);
-        timer.unref();
         this.unheld.push(() => {
           clearTimeout(timer);
           resolve();
         });
       });
     }
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
     this.closing = true;
     const deadline = this.now() + this.o.closeTimeoutMs;
     try {
@@ -267,7 +269,11 @@ export class StoreUsageSink implements UsageSink {
         }
       }
     } finally {
+      // Nothing is written after this, whatever calls in later (a late seed's hold): the
+      // writer is closed, and a record still here was reported in the error above.
       this.closed = true;
+      if (this.retryTimer) clearTimeout(this.retryTimer);
+      this.retryTimer = null;
       await this.write.close?.();
     }
   }
@@ -278,7 +284,7 @@ export class StoreUsageSink implements UsageSink {
   }
 
   private kick(): void {
-    if (this.draining || this.now() < this.retryAt) return;
+    if (this.closed || this.draining || this.now() < this.retryAt) return;
     this.flush().catch(() => {
       // Reported through onEvent; the records stay buffered for the next attempt.
     });
