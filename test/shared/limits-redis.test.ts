@@ -7,6 +7,7 @@ import { RedisLimitBackend } from '../../src/shared/limits/redis-backend.js';
 import { storeSeeder } from '../../src/shared/limits/store-seeder.js';
 import { applyLimits } from '../../src/shared/services/limits.js';
 import { authenticate, countersFor, loadSnapshot } from '../../src/shared/snapshot/index.js';
+import { blackhole } from '../helpers/blackhole.js';
 import { REDIS_URL } from '../helpers/stores.js';
 import { MASTER_KEY, world } from './snapshot-fixtures.js';
 import { amt, counter, limitBackendContract, reserved } from './limits-contract.js';
@@ -132,6 +133,38 @@ async function until(cond: () => boolean, ms = 5000): Promise<void> {
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+describe('redis limit backend on a connection that stops answering (a partition, a frozen server)', () => {
+  it('a timed-out command starts a new connection, a handshake that hears nothing is started over, and nothing is sent twice', async () => {
+    const target = new URL(REDIS_URL);
+    const hole = await blackhole({ host: target.hostname, port: Number(target.port || 6379) });
+    cleanups.push(() => hole.close());
+    const p = prefix();
+    const b = await connected(new RedisLimitBackend({ url: hole.via(REDIS_URL), prefix: p, commandTimeoutMs: 200, stuckMs: 300 }));
+    cleanups.push(() => b.close());
+    const check = await connected(new RedisLimitBackend({ url: REDIS_URL, prefix: p }));
+    cleanups.push(() => check.close());
+    const c = counter('tokens', 'total', 1_000_000);
+    const r = reserved(await b.reserve('before', [c], amt(10), T0));
+    await b.settle(r, amt(10), T0);
+
+    hole.swallow();
+    // Sent into the void: fails after the command timeout (unavailable), and is not sent again
+    // by ioredis on the next connection (the failover backend replays settlements itself).
+    await expect(b.reserve('lost', [c], amt(100), T0)).rejects.toMatchObject({ code: 'unavailable' });
+    // The new connection connects (TCP) and then hears nothing: without the watchdog it would
+    // wait in 'connect' for ever, even after the network heals.
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(b.ready()).toBe(false);
+    hole.heal();
+    const t0 = performance.now();
+    await b.waitReady(5_000);
+    expect(performance.now() - t0).toBeLessThan(3_000);
+    await new Promise((r) => setTimeout(r, 300));
+    const [state] = await check.peek([c], T0);
+    expect(state!.used).toBe(10);
+  });
+});
 
 describe('redis failover', () => {
   it('refuses closed orgs, serves open orgs locally while Redis is down, and reconciles when it returns', async () => {

@@ -18,6 +18,11 @@ export interface RedisLimitOptions {
   reservationTtlMs?: number;
   /** Per-command timeout (default 1000 ms); past it the call fails as unavailable. */
   commandTimeoutMs?: number;
+  /**
+   * Longest the client may sit with its socket open but no answer to its handshake (a frozen
+   * server, a partition after the TCP connect) before it starts over (default 5000 ms).
+   */
+  stuckMs?: number;
 }
 
 type Reply = (number | string)[];
@@ -36,6 +41,7 @@ export class RedisLimitBackend implements LimitBackend {
   private readonly listeners = new Set<(ready: boolean) => void>();
   /** The server's epoch marker as last seen: a different one means Redis came back empty. */
   private epoch: string | null = null;
+  private readonly watchdog: NodeJS.Timeout;
 
   constructor(private readonly opts: RedisLimitOptions) {
     this.prefix = opts.prefix ?? 'gw:';
@@ -43,6 +49,10 @@ export class RedisLimitBackend implements LimitBackend {
     // Fail fast while disconnected instead of queueing: the caller applies the failure mode.
     this.client = new Redis(opts.url, {
       enableOfflineQueue: false,
+      // A command whose connection was lost has already failed here (and its settlement is
+      // replayed by the failover backend): ioredis sending it again on the next connection
+      // would count it twice.
+      autoResendUnfulfilledCommands: false,
       maxRetriesPerRequest: 1,
       commandTimeout: opts.commandTimeoutMs ?? 1000,
       connectTimeout: 2000,
@@ -55,6 +65,22 @@ export class RedisLimitBackend implements LimitBackend {
       this.emit(true);
     });
     this.client.on('close', () => this.emit(false));
+    // ioredis's connectTimeout covers the TCP connect only: a socket that connects and then
+    // hears nothing (a frozen server, a partition) would wait in 'connect' for ever.
+    const stuckMs = opts.stuckMs ?? 5_000;
+    let status = this.client.status;
+    let since = Date.now();
+    this.watchdog = setInterval(() => {
+      const now = Date.now();
+      if (this.client.status !== status) {
+        status = this.client.status;
+        since = now;
+      } else if ((status === 'connect' || status === 'connecting') && now - since > stuckMs) {
+        since = now;
+        this.client.disconnect(true);
+      }
+    }, Math.min(1_000, stuckMs));
+    this.watchdog.unref();
   }
 
   /** Whether lost calendar/total counters are seeded again from the store. */
@@ -182,6 +208,7 @@ export class RedisLimitBackend implements LimitBackend {
 
   async close(): Promise<void> {
     this.listeners.clear();
+    clearInterval(this.watchdog);
     this.client.disconnect();
   }
 
@@ -314,6 +341,10 @@ export class RedisLimitBackend implements LimitBackend {
       return await fn();
     } catch (err) {
       if (err instanceof Error && err.name === 'ReplyError') throw err;
+      // A connection that stopped answering without closing (a partition, a frozen server)
+      // would time out every command for as long as the kernel keeps it: start a new one
+      // (ioredis ends this one, destroying it if it does not close, and reconnects).
+      if (err instanceof Error && err.message === 'Command timed out' && this.client.status === 'ready') this.client.disconnect(true);
       throw new GatewayError('unavailable', 'the shared limit counters (Redis) are unreachable', { cause: err });
     }
   }
