@@ -166,6 +166,32 @@ describe('redis limit backend on a connection that stops answering (a partition,
   });
 });
 
+describe('redis limit backend on a slow Redis', () => {
+  it('a command that times out behind a slow one does not cost the connection: Redis still answers', async () => {
+    const p = prefix();
+    const b = await connected(new RedisLimitBackend({ url: REDIS_URL, prefix: p, commandTimeoutMs: 200 }));
+    cleanups.push(() => b.close());
+    const other = await connected(new RedisLimitBackend({ url: REDIS_URL, prefix: p }));
+    cleanups.push(() => other.close());
+    const drops: boolean[] = [];
+    b.onStateChange((ready) => drops.push(ready));
+    const c = counter('tokens', 'total', 1_000_000);
+    reserved(await b.reserve('warm', [c], amt(1), T0));
+    // A script that keeps the (single-threaded) server busy for 350 ms.
+    const busy = other.client.eval(
+      "local s = redis.call('TIME') local t0 = s[1] * 1e6 + s[2] while true do local n = redis.call('TIME') if n[1] * 1e6 + n[2] - t0 > 350000 then break end end return 1",
+      0,
+    );
+    await new Promise((r) => setTimeout(r, 20));
+    await expect(b.reserve('slow', [c], amt(1), T0)).rejects.toMatchObject({ code: 'unavailable' });
+    await busy;
+    await new Promise((r) => setTimeout(r, 300));
+    expect(drops).toEqual([]);
+    expect(b.ready()).toBe(true);
+    reserved(await b.reserve('after', [c], amt(1), T0));
+  });
+});
+
 describe('redis failover', () => {
   it('refuses closed orgs, serves open orgs locally while Redis is down, and reconciles when it returns', async () => {
     const port = await freePort();

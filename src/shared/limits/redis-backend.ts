@@ -42,6 +42,7 @@ export class RedisLimitBackend implements LimitBackend {
   /** The server's epoch marker as last seen: a different one means Redis came back empty. */
   private epoch: string | null = null;
   private readonly watchdog: NodeJS.Timeout;
+  private probing = false;
 
   constructor(private readonly opts: RedisLimitOptions) {
     this.prefix = opts.prefix ?? 'gw:';
@@ -341,12 +342,29 @@ export class RedisLimitBackend implements LimitBackend {
       return await fn();
     } catch (err) {
       if (err instanceof Error && err.name === 'ReplyError') throw err;
-      // A connection that stopped answering without closing (a partition, a frozen server)
-      // would time out every command for as long as the kernel keeps it: start a new one
-      // (ioredis ends this one, destroying it if it does not close, and reconnects).
-      if (err instanceof Error && err.message === 'Command timed out' && this.client.status === 'ready') this.client.disconnect(true);
+      if (err instanceof Error && err.message === 'Command timed out') this.probe();
       throw new GatewayError('unavailable', 'the shared limit counters (Redis) are unreachable', { cause: err });
     }
+  }
+
+  /**
+   * After a command timed out: is the connection still answering? A connection that stopped
+   * answering without closing (a partition, a frozen server) would time out every command for
+   * as long as the kernel keeps it, so when a PING times out too, a new one is started (ioredis
+   * ends this one, destroying it if it does not close, and reconnects). A Redis that is only
+   * slow answers the PING once the slow command is done, and keeps its connection.
+   */
+  private probe(): void {
+    if (this.probing || this.client.status !== 'ready') return;
+    this.probing = true;
+    this.client
+      .ping()
+      .catch((err: unknown) => {
+        if (err instanceof Error && err.message === 'Command timed out' && this.client.status === 'ready') this.client.disconnect(true);
+      })
+      .finally(() => {
+        this.probing = false;
+      });
   }
 
   private emit(ready: boolean): void {
