@@ -18,11 +18,16 @@ export interface WiredSink {
  */
 export const BUSY_GRACE_MS = 5_000;
 
+/** While usage writes keep failing, how often that is logged as a warning (the rest at debug). */
+const WARN_EVERY_MS = 10_000;
+
 const isBusy = (err: unknown) => (err as { code?: unknown } | null)?.code === 'SQLITE_BUSY';
 
 export function createUsageSink(config: ProxyConfig, store: Store, log: Logger): WiredSink {
   let failing = false;
   let busySince: number | null = null;
+  let warnedAt = 0;
+  let quiet = 0;
   const sink = new StoreUsageSink(store, {
     instance: config.instanceId,
     flushIntervalMs: config.flushIntervalMs,
@@ -46,8 +51,18 @@ export function createUsageSink(config: ProxyConfig, store: Store, log: Logger):
               return;
             }
           } else busySince = null;
+          // One warning per WARN_EVERY_MS while the failure lasts: a seed waiting for a busy store
+          // retries every 50 ms, which would otherwise be twenty warnings a second.
+          const now = Date.now();
+          if (!failing || now - warnedAt >= WARN_EVERY_MS) {
+            log.warn({ err: e.error, pending: e.pending, retryInMs: e.retryInMs, failuresSinceLastWarning: quiet }, 'usage events could not be written; kept in memory');
+            warnedAt = now;
+            quiet = 0;
+          } else {
+            quiet++;
+            log.debug({ err: e.error, pending: e.pending, retryInMs: e.retryInMs }, 'usage events could not be written; kept in memory');
+          }
           failing = true;
-          log.warn({ err: e.error, pending: e.pending, retryInMs: e.retryInMs }, 'usage events could not be written; kept in memory');
           return;
         }
         case 'full':
