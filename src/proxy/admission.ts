@@ -2,7 +2,7 @@
 // refuse with nothing reserved (DESIGN §4). The worst case is the prompt's upper bound (see
 // chat-request.ts) plus the completion cap, priced.
 import type { Amounts, CounterRef, Denial, LimitBackend, Reservation } from '../shared/limits/types.js';
-import { countersFor, creditScopesFor } from '../shared/snapshot/counters.js';
+import { counterPlanFor } from '../shared/snapshot/counters.js';
 import type { AuthOk } from '../shared/snapshot/auth.js';
 import { costMicros } from '../shared/snapshot/pricing.js';
 import type { Snapshot, SnapshotPrice } from '../shared/snapshot/types.js';
@@ -40,11 +40,11 @@ export function planAdmission(p: PlanInput): AdmissionPlan {
   const perChoice = requested ?? p.auth.org.defaultMaxTokens ?? p.defaultMaxTokens;
   const completionCap = perChoice * (p.req.n ?? 1);
   const prompt = promptTokens(p.req, p.mediaPartTokens);
-  const counters = countersFor(p.snapshot, p.auth, p.req.model, p.now);
+  const { refs: counters, creditScopes } = counterPlanFor(p.snapshot, p.auth, p.req.model, p.now);
   return {
     snapshot: p.snapshot,
     counters,
-    creditScopes: creditScopesFor(p.snapshot, p.auth, p.req.model, p.now),
+    creditScopes,
     price: p.price,
     prompt,
     completionCap,

@@ -103,26 +103,51 @@ export function createMetrics(sources: GaugeSources): ProxyMetrics {
   gauge('gateway_snapshot_age_seconds', 'Seconds since the snapshot in use was loaded.', sources.snapshotAgeSeconds);
   gauge('gateway_limit_counters_fallback', '1 while the shared counters (Redis) are unreachable and failure modes apply, else 0.', sources.countersFallback);
 
-  // One pending sum per label set; flushed into prom-client before every render.
+  // One pending sum per label set, flushed into prom-client before every render. Found by the
+  // label values themselves (a map per label), not by a key string built per call.
   interface Pending {
     child: { inc(v?: number): void };
     value: number;
   }
-  const pending = new Map<string, Pending>();
-  const add = (c: Counter<string>, key: string, labels: () => Record<string, string>, v = 1) => {
-    let p = pending.get(key);
-    if (!p) {
-      p = { child: c.labels(labels()), value: 0 };
-      pending.set(key, p);
-    }
-    p.value += v;
+  const all: Pending[] = [];
+  const pendingOf = (c: Counter<string>, labels: Record<string, string>): Pending => {
+    const p = { child: c.labels(labels), value: 0 };
+    all.push(p);
+    return p;
   };
+  const byLabel = (c: Counter<string>, label: string) => {
+    const map = new Map<string, Pending>();
+    return (value: string): Pending => {
+      let p = map.get(value);
+      if (!p) {
+        p = pendingOf(c, { [label]: value });
+        map.set(value, p);
+      }
+      return p;
+    };
+  };
+  const requestsByRoute = new Map<string, Map<number, Pending>>();
+  const requestPending = (route: string, status: number): Pending => {
+    let byStatus = requestsByRoute.get(route);
+    if (!byStatus) {
+      byStatus = new Map();
+      requestsByRoute.set(route, byStatus);
+    }
+    let p = byStatus.get(status);
+    if (!p) {
+      p = pendingOf(requests, { route, status: String(status) });
+      byStatus.set(status, p);
+    }
+    return p;
+  };
+  const denialPending = byLabel(denials, 'reason');
+  const usagePending = byLabel(usageEvents, 'source');
   // Present (at 0) from the start, as before any request.
-  add(tokens, 't|prompt', () => ({ kind: 'prompt' }), 0);
-  add(tokens, 't|completion', () => ({ kind: 'completion' }), 0);
+  const promptTokens = pendingOf(tokens, { kind: 'prompt' });
+  const completionTokens = pendingOf(tokens, { kind: 'completion' });
   let costMicros = 0;
   const flush = () => {
-    for (const p of pending.values()) {
+    for (const p of all) {
       if (p.value > 0) p.child.inc(p.value);
       p.value = 0;
     }
@@ -132,18 +157,24 @@ export function createMetrics(sources: GaugeSources): ProxyMetrics {
 
   return {
     registry,
-    request: (route, status) => add(requests, `r|${route}|${status}`, () => ({ route, status: String(status) })),
+    request(route, status) {
+      requestPending(route, status).value++;
+    },
     tokens(prompt, completion) {
-      if (prompt) add(tokens, 't|prompt', () => ({ kind: 'prompt' }), prompt);
-      if (completion) add(tokens, 't|completion', () => ({ kind: 'completion' }), completion);
+      if (prompt) promptTokens.value += prompt;
+      if (completion) completionTokens.value += completion;
     },
     cost(micros) {
       if (micros > 0) costMicros += micros;
     },
-    denial: (reason) => add(denials, `d|${reason}`, () => ({ reason })),
+    denial(reason) {
+      denialPending(reason).value++;
+    },
     upstreamLatency: (s) => upstream.observe(s),
     overhead: (s) => overhead.observe(s),
-    usageEvent: (source) => add(usageEvents, `u|${source}`, () => ({ source })),
+    usageEvent(source) {
+      usagePending(source).value++;
+    },
     render: () => {
       flush();
       return registry.metrics();

@@ -48,24 +48,47 @@ export const creditCounterId = (scope: Scoped) => `credits:${scope.type}:${scope
  * The counters of (key, model) in one snapshot stay the same until a calendar day ends or a
  * recent quota reset stops mattering to a rolling window; building them cost a measurable
  * share of a request's CPU, so they are kept until then. A reload is a new snapshot and starts
- * afresh. Callers must treat the result as read-only.
+ * afresh. Callers must treat the result as read-only. Looked up by key id, then model: a
+ * composite key string built per request had to be flattened and hashed on every lookup.
  */
-const cache = new WeakMap<Snapshot, Map<string, { since: number; until: number; refs: readonly CounterRef[]; creditScopes: readonly string[] }>>();
+export interface CounterPlan {
+  readonly since: number;
+  readonly until: number;
+  readonly refs: readonly CounterRef[];
+  readonly creditScopes: readonly string[];
+}
+
+interface SnapshotCache {
+  byKey: Map<string, Map<string, CounterPlan>>;
+  size: number;
+}
+
+const cache = new WeakMap<Snapshot, SnapshotCache>();
 const CACHE_MAX = 10_000;
 
-function cached(snapshot: Snapshot, auth: AuthOk, model: string, now: number) {
+/** The counters and credit scopes of a request of this key and model (cached, read-only). */
+export function counterPlanFor(snapshot: Snapshot, auth: AuthOk, model: string, now: number): CounterPlan {
   let bySnapshot = cache.get(snapshot);
   if (!bySnapshot) {
-    bySnapshot = new Map();
+    bySnapshot = { byKey: new Map(), size: 0 };
     cache.set(snapshot, bySnapshot);
   }
-  const k = `${auth.key.id}\u0000${model}`;
-  const hit = bySnapshot.get(k);
+  let byModel = bySnapshot.byKey.get(auth.key.id);
+  const hit = byModel?.get(model);
   if (hit && now >= hit.since && now < hit.until) return hit;
   const refs = buildCounters(snapshot, auth, model, now);
-  const entry = { since: utcDayStart(now), until: validUntil(snapshot, refs, now), refs, creditScopes: creditScopesOf(refs) };
-  if (bySnapshot.size >= CACHE_MAX) bySnapshot.clear();
-  bySnapshot.set(k, entry);
+  const entry: CounterPlan = { since: utcDayStart(now), until: validUntil(snapshot, refs, now), refs, creditScopes: creditScopesOf(refs) };
+  if (!hit && bySnapshot.size >= CACHE_MAX) {
+    bySnapshot.byKey.clear();
+    bySnapshot.size = 0;
+    byModel = undefined;
+  }
+  if (!byModel) {
+    byModel = new Map();
+    bySnapshot.byKey.set(auth.key.id, byModel);
+  }
+  if (!hit) bySnapshot.size++;
+  byModel.set(model, entry);
   return entry;
 }
 
@@ -81,12 +104,12 @@ function validUntil(snapshot: Snapshot, refs: readonly CounterRef[], now: number
 }
 
 export function countersFor(snapshot: Snapshot, auth: AuthOk, model: string, now: number): readonly CounterRef[] {
-  return cached(snapshot, auth, model, now).refs;
+  return counterPlanFor(snapshot, auth, model, now).refs;
 }
 
 /** The credit scopes (`type:id`) a request of this key and model is charged to. */
 export function creditScopesFor(snapshot: Snapshot, auth: AuthOk, model: string, now: number): readonly string[] {
-  return cached(snapshot, auth, model, now).creditScopes;
+  return counterPlanFor(snapshot, auth, model, now).creditScopes;
 }
 
 /**

@@ -111,22 +111,35 @@ export function rollupGroups(records: readonly UsageRecord[]): RollupRow[] {
   const groups = new Map<string, RollupRow>();
   let dayStart = Number.NaN;
   let day = '';
+  // The group of the previous record: a batch is mostly runs of one key and model, and those
+  // skip building and hashing the composite id (a string of five parts per record).
+  let last: RollupRow | null = null;
+  let lastUser: string | null = null;
   for (const r of records) {
     // A batch is a second or so of events: the day's text is computed once per day seen.
     if (!(r.ts >= dayStart && r.ts < dayStart + 86_400_000)) {
       dayStart = r.ts - (((r.ts % 86_400_000) + 86_400_000) % 86_400_000);
       day = utcDay(r.ts);
     }
-    // NUL-separated: ids never hold NUL, and the model, which might, comes last.
-    const id = `${day}\u0000${r.orgId}\u0000${r.keyId}\u0000${r.userId ?? ''}\u0000${r.model}`;
-    const g = groups.get(id) ?? { day, orgId: r.orgId, keyId: r.keyId, userId: r.userId ?? '', model: r.model, requests: 0, errors: 0, promptTokens: 0, completionTokens: 0, totalTokens: 0, costMicros: 0 };
+    let g: RollupRow;
+    if (last !== null && last.day === day && last.orgId === r.orgId && last.keyId === r.keyId && lastUser === r.userId && last.model === r.model) g = last;
+    else {
+      // NUL-separated: ids never hold NUL, and the model, which might, comes last.
+      const id: string = `${day}\u0000${r.orgId}\u0000${r.keyId}\u0000${r.userId ?? ''}\u0000${r.model}`;
+      const found = groups.get(id);
+      if (found === undefined) {
+        g = { day, orgId: r.orgId, keyId: r.keyId, userId: r.userId ?? '', model: r.model, requests: 0, errors: 0, promptTokens: 0, completionTokens: 0, totalTokens: 0, costMicros: 0 };
+        groups.set(id, g);
+      } else g = found;
+      last = g;
+      lastUser = r.userId;
+    }
     g.requests += 1;
     g.errors += r.status >= 400 ? 1 : 0;
     g.promptTokens += r.promptTokens;
     g.completionTokens += r.completionTokens;
     g.totalTokens += r.totalTokens;
     g.costMicros += r.costMicros;
-    groups.set(id, g);
   }
   return [...groups.values()];
 }
