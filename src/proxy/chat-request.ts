@@ -132,6 +132,9 @@ interface Measure {
   messages: number;
 }
 
+/** UTF-8 bytes of a field's JSON; 0 when it is absent or null. */
+const jsonBytes = (v: unknown) => (v == null ? 0 : Buffer.byteLength(JSON.stringify(v)));
+
 function measure(req: ChatRequest): Measure {
   let textBytes = 0;
   let mediaParts = 0;
@@ -146,13 +149,10 @@ function measure(req: ChatRequest): Measure {
     }
     if (m.name) textBytes += Buffer.byteLength(m.name);
     if (m.tool_call_id) textBytes += Buffer.byteLength(m.tool_call_id);
-    for (const key of ['tool_calls', 'function_call', 'refusal', 'reasoning'] as const) {
-      if (m[key] != null) textBytes += Buffer.byteLength(JSON.stringify(m[key]));
-    }
+    // Each field by name: a loop over the names read them through a megamorphic keyed load each.
+    textBytes += jsonBytes(m.tool_calls) + jsonBytes(m.function_call) + jsonBytes(m.refusal) + jsonBytes(m.reasoning);
   }
-  for (const key of ['tools', 'functions', 'response_format', 'tool_choice'] as const) {
-    if (req[key] != null) textBytes += Buffer.byteLength(JSON.stringify(req[key]));
-  }
+  textBytes += jsonBytes(req.tools) + jsonBytes(req.functions) + jsonBytes(req.response_format) + jsonBytes(req.tool_choice);
   return { textBytes, mediaParts, messages: req.messages.length };
 }
 

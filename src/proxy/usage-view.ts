@@ -96,35 +96,60 @@ export function gatewayUsage(requestId: string, charge: Charge, states: readonly
 
 // gateway_usage as JSON text, built without JSON.stringify (which cost ~9 µs a request, most of
 // the splice): the parts of a limit that do not change between requests (scope, metric, window,
-// model, limit; a credit's grant) are serialized once per counter object, which is read-only. The result equals
-// JSON.stringify(gatewayUsage(…)) byte for byte (a test checks it).
+// model, limit; a credit's grant) are serialized once per counter object, which is read-only, and
+// so is a limit's end from its reset instant on. The result equals JSON.stringify(gatewayUsage(…))
+// byte for byte (a test checks it). Few, long pieces: every + of a long string is a node of a
+// string tree that V8 walks again to flatten the text before it is measured and written (~250
+// instructions a piece, flattening included; the text had ~50 of them).
 const num = (n: number) => (Number.isFinite(n) ? String(n) : 'null');
 // Micro-dollars as the JSON number micros / 1e6 prints as: for whole micros under 1e15 that is
 // the exact decimal (at most 15 significant digits round-trip through a double), written from
 // the digits; String() of the quotient (a shortest-round-trip search) cost ~3 µs a request here.
 const usd = (micros: number) => (Number.isInteger(micros) && Math.abs(micros) < 1e15 ? formatMicros(micros) : num(microsToUsdNumber(micros)));
-const limitHeads = new WeakMap<CounterRef, string>();
-const creditHeads = new WeakMap<CounterRef, string>();
 
-function limitHead(c: CounterRef): string {
+/** A limit's text up to its used amount, first in the list and after another. */
+interface Head {
+  first: string;
+  next: string;
+}
+const limitHeads = new WeakMap<CounterRef, Head>();
+const creditHeads = new WeakMap<CounterRef, Head>();
+const headOf = (text: string): Head => ({ first: text, next: `,${text}` });
+
+function limitHead(c: CounterRef): Head {
   let head = limitHeads.get(c);
   if (head === undefined) {
     const money = c.metric === 'cost';
-    head =
+    head = headOf(
       `{"scope":${JSON.stringify(`${c.scopeType}:${c.scopeId}`)},"metric":${JSON.stringify(c.metric)},"window":${JSON.stringify(c.window)},` +
-      `"model":${JSON.stringify(c.model || null)},"limit":${money ? usd(c.max) : num(c.max)},"used":`;
+        `"model":${JSON.stringify(c.model || null)},"limit":${money ? usd(c.max) : num(c.max)},"used":`,
+    );
     limitHeads.set(c, head);
   }
   return head;
 }
 
-function creditHead(c: CounterRef): string {
+function creditHead(c: CounterRef): Head {
   let head = creditHeads.get(c);
   if (head === undefined) {
-    head = `{"scope":${JSON.stringify(`${c.scopeType}:${c.scopeId}`)},"granted_usd":${usd(c.max)},"used_usd":`;
+    head = headOf(`{"scope":${JSON.stringify(`${c.scopeType}:${c.scopeId}`)},"granted_usd":${usd(c.max)},"used_usd":`);
     creditHeads.set(c, head);
   }
   return head;
+}
+
+// A limit's text from "resets_at" on, per reset instant (they repeat across requests, as above).
+const NO_RESET_END = ',"resets_at":null}';
+const limitEnds = new Map<number, string>();
+function limitEnd(resetsAt: number | null): string {
+  if (resetsAt === null) return NO_RESET_END;
+  let text = limitEnds.get(resetsAt);
+  if (text === undefined) {
+    if (limitEnds.size >= 256) limitEnds.clear();
+    text = `,"resets_at":"${iso(resetsAt)}"}`;
+    limitEnds.set(resetsAt, text);
+  }
+  return text;
 }
 
 // Request ids (req_ and hex digits) and usage sources need no escaping; JSON.stringify of each
@@ -133,25 +158,36 @@ const PLAIN_TEXT = /^[\w.:-]*$/;
 const jsonString = (s: string) => (PLAIN_TEXT.test(s) ? `"${s}"` : JSON.stringify(s));
 
 export function gatewayUsageJson(requestId: string, charge: Charge, states: readonly CounterState[]): string {
-  let limits = '';
-  let credits = '';
+  let text =
+    `{"request_id":${jsonString(requestId)},"prompt_tokens":${num(charge.promptTokens)},"completion_tokens":${num(charge.completionTokens)},` +
+    `"total_tokens":${num(charge.promptTokens + charge.completionTokens)},"cost_usd":${usd(charge.costMicros)},` +
+    `"cost_micros":${num(charge.costMicros)},"usage_source":${jsonString(charge.source)},"limits":[`;
+  let first = true;
+  let credits = false;
   for (const s of states) {
     const c = s.counter;
     if (c.metric === 'credits') {
-      credits += `${credits ? ',' : ''}${creditHead(c)}${usd(s.used)},"remaining_usd":${usd(s.remaining)}}`;
+      credits = true;
       continue;
     }
+    const head = limitHead(c);
     const money = c.metric === 'cost';
     const remaining = Math.max(0, s.remaining);
-    limits +=
-      `${limits ? ',' : ''}${limitHead(c)}${money ? usd(s.used) : num(s.used)},"remaining":${money ? usd(remaining) : num(remaining)},` +
-      `"resets_at":${s.resetsAt === null ? 'null' : `"${iso(s.resetsAt)}"`}}`;
+    text += `${first ? head.first : head.next}${money ? usd(s.used) : num(s.used)},"remaining":${money ? usd(remaining) : num(remaining)}${limitEnd(s.resetsAt)}`;
+    first = false;
   }
-  return (
-    `{"request_id":${jsonString(requestId)},"prompt_tokens":${num(charge.promptTokens)},"completion_tokens":${num(charge.completionTokens)},` +
-    `"total_tokens":${num(charge.promptTokens + charge.completionTokens)},"cost_usd":${usd(charge.costMicros)},` +
-    `"cost_micros":${num(charge.costMicros)},"usage_source":${jsonString(charge.source)},"limits":[${limits}],"credits":[${credits}]}`
-  );
+  text += '],"credits":[';
+  first = true;
+  if (credits) {
+    for (const s of states) {
+      const c = s.counter;
+      if (c.metric !== 'credits') continue;
+      const head = creditHead(c);
+      text += `${first ? head.first : head.next}${usd(s.used)},"remaining_usd":${usd(s.remaining)}}`;
+      first = false;
+    }
+  }
+  return `${text}]}`;
 }
 
 const SOURCES: readonly UsageSource[] = ['upstream', 'estimated', 'none'];
