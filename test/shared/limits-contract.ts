@@ -213,6 +213,27 @@ export function limitBackendContract(name: string, factory: BackendFactory): voi
       }
     });
 
+    it('charge(): a rolling window takes a late request in the bucket it was admitted in, while that bucket is in the window', async () => {
+      const set = await factory();
+      try {
+        const [b, other] = [set.backends[0]!, set.backends[set.backends.length - 1]!];
+        const minute = counter('tokens', 'minute', 1_000);
+        const unseen = counter('tokens', 'hour', 1_000);
+        reserved(await b.reserve('m1', [minute], amt(100), T0));
+        // A request admitted 20 s ago (still in the minute), and one admitted 2 min ago (gone).
+        await b.charge!([minute, unseen], amt(30), T0 - 20_000, T0);
+        await b.charge!([minute], amt(500), T0 - 120_000, T0);
+        const [m, u] = await other.peek([minute, unseen], T0 + 1);
+        expect(m!.used).toBe(100 + 30);
+        // Nobody reserved on it: left alone (a rolling window starts empty).
+        expect(u!.used).toBe(0);
+        expect((await other.reserve('m2', [minute], amt(1_000 - 130), T0 + 2)).ok).toBe(true);
+        expect((await other.reserve('m3', [minute], amt(1), T0 + 2)).ok).toBe(false);
+      } finally {
+        await set.close();
+      }
+    });
+
     it('charge(): a charge made while the counter is being seeded is added once its seed lands, once', async () => {
       let open: (n: number) => void = () => {};
       let seeds = 0;

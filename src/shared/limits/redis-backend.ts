@@ -4,7 +4,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { GatewayError } from '../errors.js';
 import { amountFor, bucketOf, calendarResetAt, counterState, denial, minBucket, rollingEmptyAt } from './accounting.js';
-import { ADD_IF_EXISTS_LUA, RESERVE_LUA, SETTLE_LUA } from './redis-scripts.js';
+import { ADD_IF_EXISTS_LUA, ADD_ROLLING_LUA, RESERVE_LUA, SETTLE_LUA } from './redis-scripts.js';
 import type { Admission, Amounts, CounterRef, CounterSeeder, CounterState, LimitBackend, Reservation, ReserveOptions } from './types.js';
 import { BUCKET_MS, calendarEnd, effectiveSince, isRolling, ROLLING_MS, rollingFreeAt } from './windows.js';
 
@@ -152,17 +152,29 @@ export class RedisLimitBackend implements LimitBackend {
    * Calendar and total windows only: rolling windows start empty wherever they are not in Redis
    * (as after a restart), and a request's share of a minute is not worth a script per counter.
    */
-  async charge(counters: readonly CounterRef[], actual: Amounts, at: number, _now: number): Promise<void> {
+  async charge(counters: readonly CounterRef[], actual: Amounts, at: number, now: number): Promise<void> {
     const items: Charged[] = [];
+    const rollingKeys: string[] = [];
+    const rollingArgs: number[] = [];
     for (const c of counters) {
       const used = amountFor(c, actual);
-      if (used === 0 || isRolling(c.window)) continue;
+      if (used === 0) continue;
+      if (isRolling(c.window)) {
+        // Into the bucket it was admitted in, while that bucket is still in the window (and
+        // after the counter's quota reset, if any); rolling windows are never seeded.
+        const idx = bucketOf(c, at);
+        if (idx < Math.max(minBucket(c, now), Math.ceil((c.since ?? 0) / BUCKET_MS[c.window]!))) continue;
+        rollingKeys.push(this.keysOf(c, now)[0]);
+        rollingArgs.push(idx, used, rollingTtl(c));
+        continue;
+      }
       const item: Charged = { counter: c, since: effectiveSince(c.window, c.since, at), used };
       // Being seeded by this process: added once its seed is in (see seed()).
       const lists = this.collecting.get(c.id);
       if (lists) for (const list of lists) list.push(item);
       else items.push(item);
     }
+    if (rollingKeys.length) await this.eval(ADD_ROLLING_LUA, rollingKeys, rollingArgs);
     await this.addIfExists(items);
   }
 

@@ -152,3 +152,19 @@ for i = 1, #KEYS do
 end
 return added
 `;
+
+/**
+ * KEYS: rolling-window keys. ARGV: per key, bucket, amount, key ttl (ms). Adds each amount to its
+ * bucket only where the key exists (a late charge: a window nobody reserved on is left alone, as
+ * the memory backend leaves a counter it has no state for).
+ */
+export const ADD_ROLLING_LUA = `
+for i = 1, #KEYS do
+  local o = (i-1)*3
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    redis.call('HINCRBY', KEYS[i], ARGV[o+1], tonumber(ARGV[o+2]))
+    redis.call('PEXPIRE', KEYS[i], tonumber(ARGV[o+3]))
+  end
+end
+return 1
+`;
