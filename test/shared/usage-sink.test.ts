@@ -301,15 +301,22 @@ describe.each(Object.keys(VARIANTS))('usage sink on %s', (variant) => {
     expect((await counts(w.store)).events).toBe(1);
   });
 
-  it('hold(): waits through a store another connection holds locked instead of giving up', async () => {
+  /**
+   * Two records buffered while another connection holds the lock, a flush of them under way
+   * (SQLite fails it at once: busy, retried later; Postgres waits for the lock), and a hold.
+   */
+  async function lockedWithHold() {
     const { w, sink } = await setup({ flushIntervalMs: 60_000, busy: (e) => (e as { code?: string }).code === 'SQLITE_BUSY' });
     const other = await writeLock(dialect, w.store);
+    sink.add(record(w));
+    sink.add(record(w));
+    const flushing = sink.flush().catch(() => {});
+    return { w, sink, other, flushing, h: sink.hold() };
+  }
+
+  it('hold(): waits through a store another connection holds locked instead of giving up', async () => {
+    const { w, other, flushing, h } = await lockedWithHold();
     try {
-      sink.add(record(w));
-      sink.add(record(w));
-      // SQLite fails the write at once (busy, retried later); Postgres waits for the lock.
-      const flushing = sink.flush().catch(() => {});
-      const h = sink.hold();
       let outcome = 'waiting';
       h.ready.then(
         () => {
@@ -334,13 +341,8 @@ describe.each(Object.keys(VARIANTS))('usage sink on %s', (variant) => {
   });
 
   it('close() while a seed waits behind a hold for a locked store: keeps retrying for it, and ends as soon as the lock goes', async () => {
-    const { w, sink } = await setup({ flushIntervalMs: 60_000, busy: (e) => (e as { code?: string }).code === 'SQLITE_BUSY' });
-    const other = await writeLock(dialect, w.store);
+    const { w, sink, other, flushing, h } = await lockedWithHold();
     try {
-      sink.add(record(w));
-      sink.add(record(w));
-      const flushing = sink.flush().catch(() => {});
-      const h = sink.hold();
       // The seed: reads once its hold is ready (or given up), then releases it.
       const seeded = h.ready.catch(() => {}).then(() => h.release());
       await new Promise((r) => setTimeout(r, 20));
