@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { startProxy } from '../../src/proxy/main.js';
 import { blackhole } from '../helpers/blackhole.js';
 import { REDIS_URL } from '../helpers/stores.js';
-import { call, chat, createKey, createOrg, freshStore, hello, MASTER_KEY, synced, waitForEvents } from '../proxy/harness.js';
+import { call, chat, createKey, createOrg, freshStore, hello, MASTER_KEY, storedEvents, synced, waitForEvents } from '../proxy/harness.js';
 
 const M = 'mock/gpt-4o-mini';
 
@@ -73,4 +73,52 @@ describe('Redis lost without a reset', () => {
       await hole.close();
     }
   }, 60_000);
+
+  it('under concurrent traffic, a partition healing loses no request to the shared counter (requests arriving while the fallback is handed over wait for it)', async () => {
+    const { db, gw } = await freshStore('sqlite');
+    const target = new URL(REDIS_URL);
+    const hole = await blackhole({ host: target.hostname, port: Number(target.port || 6379) });
+    const proxy = await startProxy({ dbUrl: db, redisUrl: hole.via(REDIS_URL), redisPrefix: `race${Date.now()}:`, port: 0, masterKey: MASTER_KEY, pollIntervalMs: 100, flushIntervalMs: 50 });
+    let stop = false;
+    let clients: Promise<void>[] = [];
+    try {
+      await createOrg(gw, 'race-open', ['--provider', 'mock', '--failure-mode', 'open']);
+      const k = await createKey(gw, 'race-open', ['--daily-tokens', '100000000']);
+      await synced();
+      const start = () => {
+        stop = false;
+        clients = Array.from({ length: 16 }, async () => {
+          while (!stop) await chat(proxy.url, k.key, hello(M, { max_tokens: 5 }));
+        });
+      };
+      const pause = async () => {
+        stop = true;
+        await Promise.all(clients);
+      };
+      const dailyUsed = async () =>
+        (await call(proxy.url, '/v1/usage', { key: k.key })).json<{ limits: { window: string; metric: string; used: number }[] }>().limits.find((l) => l.window === 'day' && l.metric === 'tokens')?.used;
+      for (let cycle = 0; cycle < 2; cycle++) {
+        start();
+        await new Promise((r) => setTimeout(r, 700));
+        hole.swallow();
+        await new Promise((r) => setTimeout(r, 2_500));
+        hole.heal();
+        await new Promise((r) => setTimeout(r, 3_000));
+        await pause();
+        expect((await call(proxy.url, '/readyz')).json<{ counters: string }>().counters).toBe('redis');
+        // Every request has ended; its event is written within a flush interval (50 ms).
+        await new Promise((r) => setTimeout(r, 300));
+        const all = await storedEvents(db, k.id);
+        expect(all.length).toBeGreaterThan(0);
+        const tokens = all.reduce((sum, e) => sum + e.promptTokens + e.completionTokens, 0);
+        // Before: each reconnection left a request or more (64 tokens in the probe) out of Redis.
+        expect(await dailyUsed()).toBe(tokens);
+      }
+    } finally {
+      stop = true;
+      await Promise.all(clients);
+      await proxy.close();
+      await hole.close();
+    }
+  }, 90_000);
 });

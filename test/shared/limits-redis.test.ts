@@ -228,6 +228,34 @@ describe('redis failover', () => {
   });
 });
 
+describe('redis failover: the fallback period handed over', () => {
+  it('adds the minute and hour windows the fallback counted to the shared ones, not only calendar counters', async () => {
+    const target = new URL(REDIS_URL);
+    const hole = await blackhole({ host: target.hostname, port: Number(target.port || 6379) });
+    cleanups.push(() => hole.close());
+    const p = prefix();
+    const redis = await connected(new RedisLimitBackend({ url: hole.via(REDIS_URL), prefix: p, commandTimeoutMs: 200, stuckMs: 300 }));
+    const f = new FailoverLimitBackend(redis, new MemoryLimitBackend());
+    cleanups.push(() => f.close());
+    const check = await connected(new RedisLimitBackend({ url: REDIS_URL, prefix: p }));
+    cleanups.push(() => check.close());
+    const rpm = counter('requests', 'minute', 100);
+    const tpm = counter('tokens', 'hour', 10_000);
+    const now = Date.now();
+    await f.settle(reserved(await f.reserve('a', [rpm, tpm], amt(10), now)), amt(10), now);
+    hole.swallow();
+    await f.settle(reserved(await f.reserve('b', [rpm, tpm], amt(20), now + 1, { failureMode: 'open' })), amt(20), now + 1);
+    await f.settle(reserved(await f.reserve('c', [rpm, tpm], amt(30), now + 2, { failureMode: 'open' })), amt(30), now + 2);
+    expect(f.health().state).toBe('fallback');
+    hole.heal();
+    await until(() => f.health().state === 'redis', 10_000);
+    // Before, the fallback's rolling windows were dropped: Redis knew 1 request and 10 tokens.
+    const [r, t] = await check.peek([rpm, tpm], Date.now());
+    expect(r!.used).toBe(3);
+    expect(t!.used).toBe(60);
+  });
+});
+
 describe('redis limit backend: charges while two seeds of one counter are read', () => {
   it('a charge collected by both is added once, also when the first seed fails', async () => {
     const calls: { resolve: (n: number) => void; reject: (e: unknown) => void }[] = [];

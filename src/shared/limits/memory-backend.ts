@@ -18,6 +18,7 @@ interface Fixed {
 
 interface Rolling {
   kind: 'rolling';
+  ref: CounterRef;
   /** bucket index → amount. */
   buckets: Map<number, number>;
   /** A reset made through reset(): buckets before it no longer count. */
@@ -29,9 +30,15 @@ interface Rolling {
   newest: number | null;
 }
 
-const emptyRolling = (): Rolling => ({ kind: 'rolling', buckets: new Map(), since: 0, sum: 0, oldest: null, newest: null });
+const emptyRolling = (ref: CounterRef): Rolling => ({ kind: 'rolling', ref, buckets: new Map(), since: 0, sum: 0, oldest: null, newest: null });
 
 type State = Fixed | Rolling;
+
+/** What drain() hands over: calendar/total usage past each seed, and rolling buckets (index, amount). */
+export interface Drained {
+  fixed: { counter: CounterRef; since: number; used: number }[];
+  rolling: { counter: CounterRef; buckets: [number, number][] }[];
+}
 
 /** Charges (see charge()) made while a counter's seed was being read: applied when that seed lands. */
 type Collected = { at: number; amount: number }[];
@@ -171,16 +178,26 @@ export class MemoryLimitBackend implements LimitBackend {
   }
 
   /**
-   * Hands over and forgets what the calendar, total and credit counters hold, so a fallback
-   * period can be added to the shared counters when Redis returns. Rolling windows are dropped.
+   * Hands over and forgets what the counters hold, so a fallback period can be added to the
+   * shared counters when Redis returns: calendar, total and credit counters past their seed, and
+   * the buckets of rolling windows still in their window at `now` (they start empty, so all of
+   * them is this instance's).
    */
-  drain(): { counter: CounterRef; since: number; used: number }[] {
-    const out: { counter: CounterRef; since: number; used: number }[] = [];
+  drain(now: number = Date.now()): Drained {
+    const fixed: Drained['fixed'] = [];
+    const rolling: Drained['rolling'] = [];
     for (const s of this.states.values()) {
-      if (s.kind === 'fixed' && s.used > s.seed) out.push({ counter: s.ref, since: s.since, used: s.used - s.seed });
+      if (s.kind === 'fixed') {
+        if (s.used > s.seed) fixed.push({ counter: s.ref, since: s.since, used: s.used - s.seed });
+        continue;
+      }
+      const min = Math.max(minBucket(s.ref, now), Math.ceil(s.since / BUCKET_MS[s.ref.window]!));
+      const buckets: [number, number][] = [];
+      for (const [idx, amount] of s.buckets) if (idx >= min && amount > 0) buckets.push([idx, amount]);
+      if (buckets.length) rolling.push({ counter: s.ref, buckets });
     }
     this.states.clear();
-    return out;
+    return { fixed, rolling };
   }
 
   /**
@@ -221,7 +238,7 @@ export class MemoryLimitBackend implements LimitBackend {
     // Another reserve() may have created the state while we awaited: first one wins (SET NX).
     missing.forEach((c, i) => {
       if (this.states.has(c.id) || seeds[i] === null) return;
-      const s: State = isRolling(c.window) ? emptyRolling() : { kind: 'fixed', ref: c, since: effectiveSince(c.window, c.since, now), used: seeds[i]!, seed: seeds[i]! };
+      const s: State = isRolling(c.window) ? emptyRolling(c) : { kind: 'fixed', ref: c, since: effectiveSince(c.window, c.since, now), used: seeds[i]!, seed: seeds[i]! };
       this.states.set(c.id, s);
       const late = lists[i]!;
       if (late.length) {
@@ -252,7 +269,7 @@ export class MemoryLimitBackend implements LimitBackend {
   private state(c: CounterRef, now: number): State {
     let s = this.states.get(c.id);
     if (!s) {
-      s = isRolling(c.window) ? emptyRolling() : { kind: 'fixed', ref: c, since: effectiveSince(c.window, c.since, now), used: 0, seed: 0 };
+      s = isRolling(c.window) ? emptyRolling(c) : { kind: 'fixed', ref: c, since: effectiveSince(c.window, c.since, now), used: 0, seed: 0 };
       this.states.set(c.id, s);
     }
     if (s.kind === 'fixed') {
@@ -267,6 +284,7 @@ export class MemoryLimitBackend implements LimitBackend {
     } else {
       const min = Math.max(minBucket(c, now), Math.ceil(s.since / BUCKET_MS[c.window]!));
       if (s.oldest !== null && s.oldest < min) prune(s, min);
+      s.ref = c;
     }
     return s;
   }

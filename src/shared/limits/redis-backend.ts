@@ -174,7 +174,7 @@ export class RedisLimitBackend implements LimitBackend {
       if (lists) for (const list of lists) list.push(item);
       else items.push(item);
     }
-    if (rollingKeys.length) await this.eval(ADD_ROLLING_LUA, rollingKeys, rollingArgs);
+    if (rollingKeys.length) await this.eval(ADD_ROLLING_LUA, rollingKeys, [0, ...rollingArgs]);
     await this.addIfExists(items);
   }
 
@@ -210,6 +210,24 @@ export class RedisLimitBackend implements LimitBackend {
     const changed = this.epoch !== null && this.epoch !== now;
     this.epoch = now;
     return changed;
+  }
+
+  /**
+   * Adds a fallback period's rolling-window usage (this instance's requests while Redis was out)
+   * to the shared windows, bucket by bucket, for the buckets still in their window.
+   */
+  async addRolling(items: readonly { counter: CounterRef; buckets: readonly [number, number][] }[], now: number): Promise<void> {
+    const keys: string[] = [];
+    const args: number[] = [1];
+    for (const { counter: c, buckets } of items) {
+      const min = minBucket(c, now);
+      for (const [idx, amount] of buckets) {
+        if (idx < min) continue;
+        keys.push(this.keysOf(c, now)[0]);
+        args.push(idx, amount, rollingTtl(c));
+      }
+    }
+    if (keys.length) await this.eval(ADD_ROLLING_LUA, keys, args);
   }
 
   /** Adds usage counted elsewhere (a fallback period) to calendar/total keys that exist. */

@@ -154,14 +154,16 @@ return added
 `;
 
 /**
- * KEYS: rolling-window keys. ARGV: per key, bucket, amount, key ttl (ms). Adds each amount to its
- * bucket only where the key exists (a late charge: a window nobody reserved on is left alone, as
- * the memory backend leaves a counter it has no state for).
+ * KEYS: one rolling-window key per item. ARGV: create (1/0), then per item: bucket, amount, key
+ * ttl (ms). Adds each amount to its bucket; without `create` only where the key exists (a late
+ * charge: a window nobody reserved on is left alone, as the memory backend leaves a counter it
+ * has no state for). A fallback's handover creates (rolling windows are never seeded).
  */
 export const ADD_ROLLING_LUA = `
+local create = ARGV[1] == '1'
 for i = 1, #KEYS do
-  local o = (i-1)*3
-  if redis.call('EXISTS', KEYS[i]) == 1 then
+  local o = 1 + (i-1)*3
+  if create or redis.call('EXISTS', KEYS[i]) == 1 then
     redis.call('HINCRBY', KEYS[i], ARGV[o+1], tonumber(ARGV[o+2]))
     redis.call('PEXPIRE', KEYS[i], tonumber(ARGV[o+3]))
   end
