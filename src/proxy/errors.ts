@@ -26,7 +26,10 @@ export function publicError(code: ErrorCode, message: string, opts: { param?: st
 /** Maps anything thrown on the request path to what the client may see, logging internal causes. */
 export function toPublicError(err: unknown, log: Logger): PublicError {
   if (isGatewayError(err)) {
-    if (err.status >= 500) log.warn({ err, cause: err.cause }, err.message);
+    // A refusal because the store or the shared counters are out (a fail-closed org) is the
+    // outage working as configured: the outage itself is logged when it starts, not per request.
+    if (err.code === 'unavailable' || err.code === 'store_unavailable') log.debug({ err, cause: err.cause }, err.message);
+    else if (err.status >= 500) log.warn({ err, cause: err.cause }, err.message);
     // A 503 (store or shared counters unreachable) is worth retrying soon: say when, as OpenAI's
     // SDKs and most HTTP clients honour Retry-After.
     const headers = err.status === 503 ? { 'retry-after': '1' } : undefined;

@@ -99,6 +99,8 @@ async function assemble(
   // A reload can fail because the store is down (fail-closed orgs then get 503) or because the
   // configuration cannot be used (e.g. a key sealed elsewhere): only the first is an outage.
   let outage = false;
+  let reloadWarnedAt = 0;
+  let reloadQuiet = 0;
   const holder = await SnapshotHolder.start({
     store,
     masterKey,
@@ -109,7 +111,16 @@ async function assemble(
     },
     onError: (err) => {
       outage = !isGatewayError(err) || err.code === 'store_unavailable';
-      log.warn({ err }, 'configuration reload failed; keeping the last good snapshot');
+      // Polls fail every --poll-interval-ms while the store is out: a warning per 10 s says so.
+      const t = Date.now();
+      if (t - reloadWarnedAt >= 10_000) {
+        log.warn({ err, failuresSinceLastWarning: reloadQuiet }, 'configuration reload failed; keeping the last good snapshot');
+        reloadWarnedAt = t;
+        reloadQuiet = 0;
+      } else {
+        reloadQuiet++;
+        log.debug({ err }, 'configuration reload failed; keeping the last good snapshot');
+      }
     },
   });
   closers.push(() => holder.close());

@@ -1,7 +1,9 @@
 // With the store unreachable, the request path keeps working from memory: fail-open orgs are
 // served from the snapshot (which proves the request path makes no database read), fail-closed
 // orgs get 503, and usage events wait in memory until the store is back: none is lost.
+import { Writable } from 'node:stream';
 import pg from 'pg';
+import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCli } from '../../src/proxy/config.js';
 import { startProxy } from '../../src/proxy/main.js';
@@ -80,6 +82,49 @@ describe('store unreachable', () => {
     }
     expect(status).toBe(200);
   });
+});
+
+describe('logs during a store outage', () => {
+  it('say once that reloads fail and log no warning per refused request', async () => {
+    const { db, gw } = await freshStore('postgres');
+    const name = new URL(db).pathname.slice(1);
+    const lines: { level: number; msg: string }[] = [];
+    const logger = pino(
+      { level: 'debug' },
+      new Writable({
+        write(chunk, _enc, done) {
+          lines.push(JSON.parse(String(chunk)));
+          done();
+        },
+      }),
+    );
+    const proxy = await startProxy({ dbUrl: db, port: 0, masterKey: MASTER_KEY, pollIntervalMs: 100, flushIntervalMs: 50, logger });
+    try {
+      await createOrg(gw, 'log-closed', ['--provider', 'mock', '--failure-mode', 'closed']);
+      const k = await createKey(gw, 'log-closed');
+      await synced();
+      expect((await chat(proxy.url, k.key, hello(M, { max_tokens: 5 }))).status).toBe(200);
+      const from = lines.length;
+      await admin(`alter database ${name} allow_connections false`);
+      await admin(`select pg_terminate_backend(pid) from pg_stat_activity where datname = '${name}' and pid <> pg_backend_pid()`);
+      const statuses: number[] = [];
+      for (const end = Date.now() + 2_000; Date.now() < end; await new Promise((r) => setTimeout(r, 50))) {
+        statuses.push((await chat(proxy.url, k.key, hello(M, { max_tokens: 5 }))).status);
+      }
+      await admin(`alter database ${name} allow_connections true`);
+      expect(statuses.filter((s) => s === 503).length).toBeGreaterThan(5);
+      const during = lines.slice(from);
+      const reloads = during.filter((l) => l.msg.startsWith('configuration reload failed'));
+      // ~20 failed polls: one warning, the rest at debug (before: a warning per poll).
+      expect(reloads.length).toBeGreaterThan(5);
+      expect(reloads.filter((l) => l.level === 40)).toHaveLength(1);
+      // Each 503 was a warning before (one line per refused request).
+      expect(during.filter((l) => l.level >= 40 && !l.msg.startsWith('configuration reload failed') && !l.msg.startsWith('usage events could not be written'))).toEqual([]);
+    } finally {
+      await admin(`alter database ${name} allow_connections true`).catch(() => {});
+      await proxy.close();
+    }
+  }, 60_000);
 });
 
 describe('SQLite write lock held by another connection (a long gatewayctl transaction, a sqlite3 shell, a backup)', () => {
