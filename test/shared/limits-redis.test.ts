@@ -256,6 +256,35 @@ describe('redis failover: the fallback period handed over', () => {
   });
 });
 
+describe('redis failover: a reserve that timed out but reached Redis', () => {
+  it('is released when Redis answers again, so the shared counter holds only what was used', async () => {
+    const p = prefix();
+    const redis = await connected(new RedisLimitBackend({ url: REDIS_URL, prefix: p, commandTimeoutMs: 200 }));
+    const f = new FailoverLimitBackend(redis, new MemoryLimitBackend());
+    cleanups.push(() => f.close());
+    const other = await connected(new RedisLimitBackend({ url: REDIS_URL, prefix: p }));
+    cleanups.push(() => other.close());
+    const c = counter('tokens', 'total', 1_000_000);
+    await f.settle(reserved(await f.reserve('w', [c], amt(10), T0)), amt(10), T0);
+    // Redis busy for 350 ms: the reserve times out here, and runs there once the script is done.
+    const busy = other.client.eval(
+      "local s = redis.call('TIME') local t0 = s[1] * 1e6 + s[2] while true do local n = redis.call('TIME') if n[1] * 1e6 + n[2] - t0 > 350000 then break end end return 1",
+      0,
+    );
+    await new Promise((r) => setTimeout(r, 20));
+    const slow = reserved(await f.reserve('slow', [c], amt(100), T0, { failureMode: 'open' }));
+    expect(f.health().state).toBe('fallback');
+    await f.settle(slow, amt(40), T0);
+    await busy;
+    await new Promise((r) => setTimeout(r, 100));
+    // The next request finds Redis answering: reconciliation, then Redis again.
+    await f.settle(reserved(await f.reserve('next', [c], amt(1), T0, { failureMode: 'open' })), amt(1), T0);
+    await until(() => f.health().state === 'redis');
+    // Before, the timed-out reservation (100) stood in Redis until it expired (15 min).
+    expect((await other.peek([c], T0))[0]!.used).toBe(10 + 40 + 1);
+  });
+});
+
 describe('redis limit backend: charges while two seeds of one counter are read', () => {
   it('a charge collected by both is added once, also when the first seed fails', async () => {
     const calls: { resolve: (n: number) => void; reject: (e: unknown) => void }[] = [];

@@ -5,8 +5,9 @@
 // usage is added to the shared counters; when it returns empty, the store re-seeds them.
 import { GatewayError, isGatewayError } from '../errors.js';
 import type { Drained, MemoryLimitBackend } from './memory-backend.js';
-import type { RedisLimitBackend } from './redis-backend.js';
+import { type RedisLimitBackend, reservationIdFor } from './redis-backend.js';
 import type { Admission, Amounts, CounterRef, CounterState, LimitBackend, Reservation, ReserveOptions } from './types.js';
+import { isRolling } from './windows.js';
 
 export type LimitState = 'redis' | 'fallback';
 
@@ -56,18 +57,36 @@ export class FailoverLimitBackend implements LimitBackend {
     return { state: this.state, redisReady: this.redis.ready(), queuedSettlements: this.queue.length, lastError: this.lastError };
   }
 
+  // While a reconciliation runs, calls that would use the fallback wait for it (a few Redis round
+  // trips; no await at all in the 'redis' state): a request counted in the fallback after its
+  // counters were handed over would be lost to the shared counters, and a counter seeded again
+  // meanwhile would start a second fallback period nobody hands over (one request per
+  // reconnection missing in Redis, in the chaos probe).
+
   async reserve(requestId: string, counters: readonly CounterRef[], amounts: Amounts, now: number, opts?: ReserveOptions): Promise<Admission> {
     if (this.state === 'fallback') {
       // A timeout can switch to the fallback without the connection ever dropping: retry lazily.
       if (this.redis.ready()) void this.reconcile();
-      await this.handedOver();
+      if (this.state === 'fallback' && this.reconciling) await this.reconciling;
     }
     if (this.state === 'redis') {
+      const reservationId = reservationIdFor(requestId);
       try {
-        return await this.redis.reserve(requestId, counters, amounts, now, opts);
+        return await this.redis.reserve(requestId, counters, amounts, now, { ...opts, reservationId });
       } catch (err) {
         if (!isUnavailable(err)) throw err;
         this.setState('fallback', errorText(err));
+        // The reserve may have reached Redis before its answer was lost (sent just before a
+        // partition, or Redis only slow): its reservation would stand there, counted, until it
+        // expires (15 min), while this request is served by the fallback or refused. It is
+        // released with the replayed settlements (as settled at 0: a reservation that is not
+        // there is left alone). Rolling windows are left out: their reservation is in the bucket
+        // itself, and taking it out when it never went in would count less than was used.
+        const calendar = counters.filter((c) => !isRolling(c.window));
+        if (calendar.length) {
+          const reservation: Reservation = { ok: true, id: reservationId, counters: calendar, reserved: amounts, reservedAt: now, states: [] };
+          this.enqueue({ reservation, actual: NOTHING, now });
+        }
       }
     }
     if ((opts?.failureMode ?? 'closed') === 'closed') {
@@ -80,7 +99,7 @@ export class FailoverLimitBackend implements LimitBackend {
 
   async settle(reservation: Reservation, actual: Amounts, now: number): Promise<readonly CounterState[]> {
     if (this.viaFallback.delete(reservation.id)) return this.fallback.settle(reservation, actual, now);
-    await this.handedOver();
+    if (this.state === 'fallback' && this.reconciling) await this.reconciling;
     if (this.state === 'redis') {
       try {
         return await this.redis.settle(reservation, actual, now);
@@ -94,7 +113,7 @@ export class FailoverLimitBackend implements LimitBackend {
   }
 
   async charge(counters: readonly CounterRef[], actual: Amounts, at: number, now: number): Promise<void> {
-    await this.handedOver();
+    if (this.state === 'fallback' && this.reconciling) await this.reconciling;
     if (this.state === 'redis') {
       // A charge Redis could not take is not moved to the fallback: by then (after an await) a
       // fallback seed may have read the event and be collecting the charge too, and Redis may
@@ -116,7 +135,7 @@ export class FailoverLimitBackend implements LimitBackend {
   }
 
   async peek(counters: readonly CounterRef[], now: number): Promise<readonly CounterState[]> {
-    await this.handedOver();
+    if (this.state === 'fallback' && this.reconciling) await this.reconciling;
     if (this.state === 'redis') {
       try {
         return await this.redis.peek(counters, now);
@@ -146,16 +165,6 @@ export class FailoverLimitBackend implements LimitBackend {
       this.reconciling = null;
     });
     return this.reconciling;
-  }
-
-  /**
-   * While a reconciliation runs, calls that would use the fallback wait for it (a few Redis round
-   * trips): a request counted in the fallback after its counters were handed over would be lost
-   * to the shared counters, and a counter seeded again meanwhile would start a second fallback
-   * period nobody hands over (one request per reconnection missing in Redis, in the chaos probe).
-   */
-  private async handedOver(): Promise<void> {
-    if (this.state === 'fallback' && this.reconciling) await this.reconciling;
   }
 
   private async doReconcile(): Promise<void> {
@@ -210,5 +219,6 @@ export class FailoverLimitBackend implements LimitBackend {
   }
 }
 
+const NOTHING: Amounts = { requests: 0, tokens: 0, cost: 0 };
 const isUnavailable = (err: unknown) => isGatewayError(err) && err.code === 'unavailable';
 const errorText = (err: unknown) => (err instanceof Error ? err.message : String(err));

@@ -32,6 +32,9 @@ type Collected = Charged[];
 const rollingTtl = (c: CounterRef) => ROLLING_MS[c.window]! + BUCKET_MS[c.window]! + 60_000;
 const sha1 = (s: string) => createHash('sha1').update(s).digest('hex');
 
+/** A request's reservation id in Redis: unique even if a request id comes twice. */
+export const reservationIdFor = (requestId: string) => `${requestId}:${randomBytes(4).toString('hex')}`;
+
 export class RedisLimitBackend implements LimitBackend {
   readonly client: Redis;
   private readonly prefix: string;
@@ -110,7 +113,7 @@ export class RedisLimitBackend implements LimitBackend {
   }
 
   async reserve(requestId: string, counters: readonly CounterRef[], amounts: Amounts, now: number, opts?: ReserveOptions): Promise<Admission> {
-    const id = `${requestId}:${randomBytes(4).toString('hex')}`;
+    const id = opts?.reservationId ?? reservationIdFor(requestId);
     const reply = await this.run('reserve', id, counters, amounts, now, opts?.failureMode ?? 'closed');
     if (reply[0] === 0) {
       const i = Number(reply[1]) - 1;
@@ -149,8 +152,9 @@ export class RedisLimitBackend implements LimitBackend {
   }
 
   /**
-   * Calendar and total windows only: rolling windows start empty wherever they are not in Redis
-   * (as after a restart), and a request's share of a minute is not worth a script per counter.
+   * A request admitted before these counters existed, settled now: calendar and total windows
+   * take it in the window it was admitted in (collected if being seeded), rolling windows in its
+   * bucket while that is still in the window.
    */
   async charge(counters: readonly CounterRef[], actual: Amounts, at: number, now: number): Promise<void> {
     const items: Charged[] = [];

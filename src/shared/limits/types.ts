@@ -67,6 +67,8 @@ export interface ReserveOptions {
    * GatewayError('unavailable') → 503; 'open' serves under the local fallback backend.
    */
   failureMode?: 'closed' | 'open';
+  /** The reservation's id in shared counters (Redis); default: the request id with a random suffix. */
+  reservationId?: string;
 }
 
 /** Usage already recorded in the store for a counter's current window (seeding after a restart). */
