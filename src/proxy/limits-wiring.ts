@@ -6,9 +6,11 @@ import type { Store } from '../shared/db/store.js';
 import { FailoverLimitBackend } from '../shared/limits/failover-backend.js';
 import { MemoryLimitBackend } from '../shared/limits/memory-backend.js';
 import { RedisLimitBackend } from '../shared/limits/redis-backend.js';
-import { storeSeeder } from '../shared/limits/store-seeder.js';
+import { descendantsOf, storeSeeder } from '../shared/limits/store-seeder.js';
 import type { CounterRef, CounterSeeder, LimitBackend } from '../shared/limits/types.js';
-import { isRolling } from '../shared/limits/windows.js';
+import { effectiveSince, isRolling } from '../shared/limits/windows.js';
+import { modelMatches } from '../shared/model-patterns.js';
+import type { UsageRecord } from '../shared/usage/types.js';
 import type { SinkHold } from '../shared/usage/store-sink.js';
 import { creditCounterId, limitCounter } from '../shared/snapshot/counters.js';
 import type { Snapshot } from '../shared/snapshot/types.js';
@@ -32,7 +34,7 @@ export async function createLimitBackend(
   log: Logger,
   usageSink: () => { hold(): SinkHold } | null = () => null,
 ): Promise<WiredLimits> {
-  const seeder = heldSeeder(storeSeeder(store, snapshot), usageSink);
+  const seeder = heldSeeder(storeSeeder(store, snapshot), usageSink, snapshot);
   const memory = new MemoryLimitBackend({ seeder });
   if (!config.redisUrl) return { limits: memory, problem: () => null };
   const redis = new RedisLimitBackend({ url: config.redisUrl, prefix: config.redisPrefix, seeder });
@@ -55,20 +57,48 @@ export async function createLimitBackend(
  * added under load started without the last flush interval's requests. The hold is taken before
  * the first await: in the same turn as the backend starts collecting charges for the counter.
  */
-export function heldSeeder(seeder: CounterSeeder, usageSink: () => { hold(): SinkHold } | null): CounterSeeder {
+export function heldSeeder(seeder: CounterSeeder, usageSink: () => { hold(): SinkHold } | null, snapshot?: () => Snapshot): CounterSeeder {
   return async (c, now) => {
     const hold = isRolling(c.window) ? null : (usageSink()?.hold() ?? null);
     if (!hold) return seeder(c, now);
     try {
-      // A store that refuses writes may still answer reads: the seed is read all the same (it
-      // then lacks the events not yet written, as a seed without the hold would), and the cut
-      // still keeps later events out of it. Failing the seed instead started open orgs at 0.
-      await hold.ready.catch(() => {});
-      return await seeder(c, now);
+      // A store that refuses writes may still answer reads: the seed is read all the same, and
+      // the cut still keeps later events out of it. Failing the seed instead started open orgs
+      // at 0. What the read lacks then is this process's records still waiting to be written
+      // (e.g. Redis lost right after a Postgres outage: the fallback's counters started without
+      // them); they are added from the buffer, as they stand once the read is done.
+      const written = await hold.ready.then(
+        () => true,
+        () => false,
+      );
+      const stored = await seeder(c, now);
+      if (written) return stored;
+      return stored + unwrittenAmount(hold.unwritten(), c, now, snapshot?.());
     } finally {
       hold.release();
     }
   };
+}
+
+/** What records not yet in the store add to a calendar, total or credit counter (as the store seed counts them). */
+export function unwrittenAmount(records: readonly UsageRecord[], c: CounterRef, now: number, snapshot?: Snapshot): number {
+  if (!records.length || isRolling(c.window)) return 0;
+  if (c.metric === 'credits') {
+    const scope = `${c.scopeType}:${c.scopeId}`;
+    let sum = 0;
+    for (const r of records) if (r.creditScopes.includes(scope)) sum += r.costMicros;
+    return sum;
+  }
+  const since = effectiveSince(c.window, c.since, now);
+  const keys = c.scopeType === 'key' ? new Set(descendantsOf(snapshot, c.scopeId)) : null;
+  let sum = 0;
+  for (const r of records) {
+    if (r.ts < since) continue;
+    if (c.scopeType === 'org' ? r.orgId !== c.scopeId : c.scopeType === 'user' ? r.userId !== c.scopeId : !keys!.has(r.keyId)) continue;
+    if (c.model && !modelMatches(c.model, r.model)) continue;
+    sum += c.metric === 'requests' ? 1 : c.metric === 'tokens' ? r.totalTokens : r.costMicros;
+  }
+  return sum;
 }
 
 export function snapshotCounters(snapshot: Snapshot, now: number): CounterRef[] {

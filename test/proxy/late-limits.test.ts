@@ -5,7 +5,9 @@
 // Before, the new counter started from the store alone: it missed both, so the new cap could be
 // overrun by up to a second of traffic plus everything in flight, until a restart.
 import Database from 'better-sqlite3';
-import { heldSeeder } from '../../src/proxy/limits-wiring.js';
+import { heldSeeder, unwrittenAmount } from '../../src/proxy/limits-wiring.js';
+import type { CounterRef } from '../../src/shared/limits/types.js';
+import type { Snapshot } from '../../src/shared/snapshot/types.js';
 import { randomString } from '../../src/shared/ids.js';
 import { MemoryLimitBackend } from '../../src/shared/limits/memory-backend.js';
 import { storeSeeder } from '../../src/shared/limits/store-seeder.js';
@@ -163,7 +165,7 @@ describe('a limit removed and set again', () => {
 });
 
 describe('a seed while the store refuses writes but answers reads', () => {
-  it('still reads what the store holds (an open org is not seeded at 0)', async () => {
+  it('reads what the store holds (an open org is not seeded at 0) and adds what this process has not written yet', async () => {
     const w = await world('sqlite');
     const sink = new StoreUsageSink(w.store, { instance: 'i', flushIntervalMs: 60_000, minBackoffMs: 2_000, maxBackoffMs: 5_000 });
     let n = 0;
@@ -186,9 +188,23 @@ describe('a seed while the store refuses writes but answers reads', () => {
       await sink.flush().catch(() => {});
       expect(await raw(c, now)).toBe(1_000);
       const limits = new MemoryLimitBackend({ seeder: heldSeeder(raw, () => sink) });
-      // 1,000 in the store (the event the store refused is not in the seed, as without a hold).
-      const adm = await limits.reserve('x', [c], { requests: 1, tokens: 600, cost: 0 }, now, { failureMode: 'open' });
-      expect(adm).toMatchObject({ ok: false, code: 'quota_exceeded', used: 1_000 });
+      // 1,000 in the store + the 100 the store refused, still in the buffer (before: 1,000, and
+      // a request of 500 was admitted past the 1,500 cap).
+      const adm = await limits.reserve('x', [c], { requests: 1, tokens: 500, cost: 0 }, now, { failureMode: 'open' });
+      expect(adm).toMatchObject({ ok: false, code: 'quota_exceeded', used: 1_100 });
+      // Counted as the store counts it: the org, this key's parent and credit scopes too; not
+      // another key, a model the limit does not cover, or yesterday.
+      const held = sink.hold();
+      await held.ready.catch(() => {});
+      const pending = [...held.unwritten(), { ...rec(), keyId: 'key_other', ancestorKeyIds: [] }, { ...rec(), model: 'meta/llama' }, { ...rec(), ts: now - 86_400_000 }, { ...rec(), creditScopes: [`user:${w.userId}`], costMicros: 7 }];
+      held.release();
+      const snap = { keys: new Map([[w.child.key.id, { id: w.child.key.id, chain: [w.parent.key.id] }]]) } as unknown as Snapshot;
+      const ref = (over: Partial<CounterRef>): CounterRef => ({ ...c, ...over });
+      expect(unwrittenAmount(pending, ref({ scopeType: 'org', scopeId: w.orgId }), now, snap)).toBe(400);
+      expect(unwrittenAmount(pending, ref({ scopeId: w.parent.key.id }), now, snap)).toBe(300);
+      expect(unwrittenAmount(pending, ref({ model: 'openai/*' }), now, snap)).toBe(200);
+      expect(unwrittenAmount(pending, ref({ metric: 'requests' }), now, snap)).toBe(3);
+      expect(unwrittenAmount(pending, ref({ id: 'credits', metric: 'credits', window: 'total', scopeType: 'user', scopeId: w.userId }), now, snap)).toBe(7);
     } finally {
       if (other.inTransaction) other.exec('COMMIT');
       other.close();

@@ -50,6 +50,8 @@ export interface SinkHold {
   readonly ready: Promise<void>;
   /** Lets the records added after hold() be written again. Idempotent. */
   release(): void;
+  /** The records added before hold() that are not in the store yet (after a failed write). */
+  unwritten(): readonly UsageRecord[];
 }
 
 interface Hold {
@@ -145,6 +147,7 @@ export class StoreUsageSink implements UsageSink {
     ready.catch(() => {});
     return {
       ready,
+      unwritten: () => this.buffer.slice(0, Math.max(0, h.upTo - this.written)),
       release: () => {
         if (!this.holds.delete(h)) return;
         h.waiting?.reject(new GatewayError('store_unavailable', 'released before the usage events were written'));
