@@ -9,6 +9,7 @@ import type { PgDatabase } from 'drizzle-orm/pg-core';
 import pg from 'pg';
 import { GatewayError } from '../errors.js';
 import type { BundledAssets } from './bundled-assets.js';
+import { isNoAnswer, PG_CONNECT_TIMEOUT_MS } from './store-errors.js';
 import { pgSchema, pgTables, sqliteSchema, sqliteTables, type Tables } from './schema.js';
 
 export type Db = PgDatabase<NodePgQueryResultHKT, Tables>;
@@ -67,7 +68,8 @@ export interface OpenOptions {
    * Postgres: a statement (lock waits included) or an idle transaction running longer than this
    * is ended by the server, and a query the server has not answered this long (plus a second)
    * fails on the client, so a connection lost without a reset (a partition, a dead host) gives
-   * up instead of waiting forever. Unset: no limit (gatewayctl's reports may run long).
+   * up instead of waiting forever. Unset: no limit. The proxy passes --store-timeout-ms (10 s),
+   * gatewayctl its own --store-timeout-ms (60 s: its reports and prunes may run longer).
    */
   timeoutMs?: number;
   /** Set by a standalone executable: the SQLite addon and migrations it carries. */
@@ -155,7 +157,7 @@ function openPostgres(connectionString: string, opts: OpenOptions): Store {
   const pool = new pg.Pool({
     connectionString,
     max: opts.poolSize ?? 10,
-    connectionTimeoutMillis: 5000,
+    connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS,
     idleTimeoutMillis: 30_000,
     keepAlive: true,
     ...(t ? { statement_timeout: t, idle_in_transaction_session_timeout: t, query_timeout: t + 1000 } : {}),
@@ -191,7 +193,12 @@ function openPostgres(connectionString: string, opts: OpenOptions): Store {
  * BEGIN fails (a connection killed between checkout and BEGIN), which exhausts the pool after
  * a Postgres restart; here the client is always released, and destroyed if it may be broken.
  */
-async function pgTransaction<T>(pool: pg.Pool, fn: (tx: Db) => Promise<T>): Promise<T> {
+function pgTransaction<T>(pool: pg.Pool, fn: (tx: Db) => Promise<T>): Promise<T> {
+  return pgClientTransaction(pool, (client) => fn(drizzlePg(client, { schema: pgSchema }) as unknown as Db));
+}
+
+/** pgTransaction on the pooled client itself, for statements written by hand (the usage batch, see pg-batch.ts). */
+export async function pgClientTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
   try {
     await client.query('begin');
@@ -201,8 +208,15 @@ async function pgTransaction<T>(pool: pg.Pool, fn: (tx: Db) => Promise<T>): Prom
   }
   let result: T;
   try {
-    result = await fn(drizzlePg(client, { schema: pgSchema }) as unknown as Db);
+    result = await fn(client);
   } catch (err) {
+    if (isNoAnswer(err)) {
+      // The connection still waits for the lost answer: a rollback would queue behind it for
+      // another timeout. Dropping the connection ends the transaction as surely (Postgres rolls
+      // back a session that ends, and ends one left idle in a transaction after the timeout).
+      client.release(true);
+      throw err;
+    }
     let broken = false;
     await client.query('rollback').catch(() => {
       broken = true;

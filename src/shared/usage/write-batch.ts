@@ -1,11 +1,12 @@
 // Writes one batch of usage records in ONE transaction: raw events (idempotent on request id),
 // daily rollups and credit charges for the events actually inserted, and keys' last use.
-// On SQLite the batch runs as prepared statements on the better-sqlite3 handle (sqlite-batch.ts):
-// Drizzle's per-batch SQL building cost the proxy ~90 µs of CPU per request. Postgres keeps
-// the Drizzle statements below (set-based, one round trip each).
-import { and, eq, isNull, lt, or, sql } from 'drizzle-orm';
-import type { Db, Store } from '../db/store.js';
+// Both dialects run hand-written statements: prepared statements on the better-sqlite3 handle
+// (sqlite-batch.ts) and unnest() over column arrays on Postgres (pg-batch.ts). Drizzle's
+// per-batch SQL building cost the proxy ~90 µs of CPU a request on SQLite and about as much
+// as serving the request on Postgres.
+import { pgClientTransaction, type Store } from '../db/store.js';
 import { utcDay } from '../limits/windows.js';
+import { writeBatchPg } from './pg-batch.js';
 import { sqliteBatchWriter } from './sqlite-batch.js';
 import { sqliteWorkerWriter } from './sqlite-writer.js';
 import type { UsageRecord } from './types.js';
@@ -20,11 +21,18 @@ export type BatchWriter = ((records: readonly UsageRecord[], instance: string, n
 /**
  * The writer for this store: on a SQLite file, prepared statements on a thread of their own
  * (sqlite-writer.ts); in-thread when there is no worker script (a standalone executable
- * carries one bundle) or the database is in memory; Drizzle on Postgres.
+ * carries one bundle) or the database is in memory; unnest() statements on Postgres (pg-batch.ts).
  */
 export function batchWriter(store: Store, opts: { thread?: boolean } = {}): BatchWriter {
   const handle = store.dialect === 'sqlite' ? store.sqlite : undefined;
-  if (!handle) return (records, instance, now) => writeBatch(store, records, instance, now);
+  if (!handle) {
+    const pool = store.pool;
+    if (!pool) throw new Error(`no way to write usage to a ${store.dialect} store`);
+    return async (records, instance, now) => {
+      if (!records.length) return { inserted: 0, duplicates: 0 };
+      return pgClientTransaction(pool, (client) => writeBatchPg(client, records, instance, now));
+    };
+  }
   // Prepared on the first write, inside its transaction: a failure is that write's failure.
   let write: ReturnType<typeof sqliteBatchWriter> | null = null;
   const inThread: BatchWriter = async (records, instance, now) => {
@@ -47,49 +55,6 @@ export function batchWriter(store: Store, opts: { thread?: boolean } = {}): Batc
 export interface BatchResult {
   inserted: number;
   duplicates: number;
-}
-
-export async function writeBatch(store: Store, records: readonly UsageRecord[], instance: string, now: Date): Promise<BatchResult> {
-  if (!records.length) return { inserted: 0, duplicates: 0 };
-  return store.transaction(async (tx) => {
-    const { t } = store;
-    const rows = await tx
-      .insert(t.usageEvents)
-      .values(
-        records.map((r) => ({
-          requestId: r.requestId,
-          ts: new Date(r.ts),
-          orgId: r.orgId,
-          userId: r.userId,
-          keyId: r.keyId,
-          model: r.model,
-          provider: r.provider,
-          promptTokens: r.promptTokens,
-          completionTokens: r.completionTokens,
-          totalTokens: r.totalTokens,
-          costMicros: r.costMicros,
-          status: r.status,
-          errorCode: r.errorCode,
-          latencyMs: Math.round(r.latencyMs),
-          ttfbMs: r.ttfbMs === null ? null : Math.round(r.ttfbMs),
-          stream: r.stream,
-          usageSource: r.usageSource,
-          instance,
-        })),
-      )
-      .onConflictDoNothing()
-      .returning({ requestId: t.usageEvents.requestId });
-    const insertedIds = new Set(rows.map((r) => r.requestId));
-    // A duplicate id within the batch itself is inserted once; later copies are duplicates too.
-    const fresh: UsageRecord[] = [];
-    for (const r of records) {
-      if (insertedIds.delete(r.requestId)) fresh.push(r);
-    }
-    await upsertRollups(tx, store, rollupGroups(fresh));
-    await chargeCredits(tx, store, fresh, instance, now);
-    await touchKeys(tx, store, fresh);
-    return { inserted: fresh.length, duplicates: records.length - fresh.length };
-  });
 }
 
 export interface RollupRow {
@@ -159,55 +124,4 @@ export function lastUses(records: readonly UsageRecord[]): Map<string, number> {
   const latest = new Map<string, number>();
   for (const r of records) latest.set(r.keyId, Math.max(latest.get(r.keyId) ?? 0, r.ts));
   return latest;
-}
-
-async function upsertRollups(tx: Db, store: Store, groups: readonly RollupRow[]): Promise<void> {
-  if (!groups.length) return;
-  const d = store.t.usageDaily;
-  // Table-qualified: Postgres finds a bare column name ambiguous next to `excluded`.
-  const add = (col: string) => sql`${sql.identifier('usage_daily')}.${sql.identifier(col)} + excluded.${sql.identifier(col)}`;
-  await tx
-    .insert(d)
-    .values([...groups])
-    .onConflictDoUpdate({
-      target: [d.day, d.orgId, d.keyId, d.userId, d.model],
-      set: {
-        requests: add('requests'),
-        errors: add('errors'),
-        promptTokens: add('prompt_tokens'),
-        completionTokens: add('completion_tokens'),
-        totalTokens: add('total_tokens'),
-        costMicros: add('cost_micros'),
-      },
-    });
-}
-
-async function chargeCredits(tx: Db, store: Store, records: readonly UsageRecord[], instance: string, now: Date): Promise<void> {
-  const charges = creditCharges(records);
-  if (!charges.size) return;
-  await tx.insert(store.t.creditLedger).values(
-    [...charges].map(([scope, micros]) => {
-      const i = scope.indexOf(':');
-      return {
-        scopeType: scope.slice(0, i),
-        scopeId: scope.slice(i + 1),
-        amountMicros: -micros,
-        kind: 'charge',
-        reason: 'usage',
-        actor: `proxy:${instance}`,
-        createdAt: now,
-      };
-    }),
-  );
-}
-
-async function touchKeys(tx: Db, store: Store, records: readonly UsageRecord[]): Promise<void> {
-  const k = store.t.apiKeys;
-  for (const [id, ts] of lastUses(records)) {
-    const at = new Date(ts);
-    await tx
-      .update(k)
-      .set({ lastUsedAt: at })
-      .where(and(eq(k.id, id), or(isNull(k.lastUsedAt), lt(k.lastUsedAt, at))));
-  }
 }
