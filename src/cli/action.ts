@@ -30,7 +30,8 @@ export function action<A extends unknown[]>(app: App, body: Body<A>) {
     try {
       await app.authorize(cmd, args);
       await body({ app, cmd, out, prompt: app.prompter(cmd) }, ...args);
-    } catch (err) {
+    } catch (caught) {
+      const err = app.explain(caught);
       out.error(err);
       throw new CommandFailed(isGatewayError(err) ? err.exitCode : 1);
     }

@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { dataDir, defaultDbUrl, type GatewayEnv, masterKeyFile, readEnv } from '../shared/config.js';
 import type { BundledAssets } from '../shared/db/bundled-assets.js';
 import type { Store } from '../shared/db/store.js';
+import { storeFailure } from '../shared/db/store-errors.js';
 import { usageError } from '../shared/errors.js';
 import type { Principal } from '../shared/identity/principal.js';
 import { type KeycloakSettings, keycloakSettings } from '../shared/identity/settings.js';
@@ -19,15 +20,27 @@ import { Prompter } from './prompt.js';
 
 export interface GlobalFlags {
   db?: string;
+  storeTimeoutMs?: string;
   json?: boolean;
   yes?: boolean;
   color?: boolean;
 }
 
+/**
+ * How long gatewayctl waits on Postgres by default. Its reports read the daily rollups and its
+ * writes touch a few rows: a minute is over ten times the slowest work measured (README, Scripts
+ * and CI), and a store that stopped answering is reported within a minute and a second instead
+ * of never. Longer work, such as pruning tens of millions of raw events, can raise it.
+ */
+export const DEFAULT_STORE_TIMEOUT_MS = 60_000;
+/** The most both pg's timers (setTimeout, at timeout + 1 s) and Postgres' settings accept. */
+const MAX_STORE_TIMEOUT_MS = 2 ** 31 - 1 - 1000;
+
 export class App {
   readonly io: CliIO;
   readonly env: GatewayEnv;
   private store: Store | undefined;
+  private storeTimeout: number | undefined;
   private masterKey: Buffer | undefined;
   private principalOnce: Promise<Principal> | undefined;
   /** Who the audit log names. Sign-in (Keycloak) replaces the OS user. */
@@ -73,12 +86,35 @@ export class App {
     return { envValue: this.env.gateway.master_key, file: masterKeyFile(this.env, this.io.cwd) };
   }
 
+  /** --store-timeout-ms, else GATEWAY_STORE_TIMEOUT_MS, else the default; a bad value is a usage error. */
+  storeTimeoutMs(cmd: Command): number {
+    const flag = this.flags(cmd).storeTimeoutMs;
+    const [name, raw] = flag === undefined ? ['GATEWAY_STORE_TIMEOUT_MS', this.env.gateway.store_timeout_ms] : ['--store-timeout-ms', flag];
+    if (raw === undefined) return DEFAULT_STORE_TIMEOUT_MS;
+    const ms = Number(raw);
+    if (!/^\d+$/.test(raw.trim()) || ms < 100 || ms > MAX_STORE_TIMEOUT_MS) {
+      throw usageError(`${name} must be a number of milliseconds from 100 to ${MAX_STORE_TIMEOUT_MS}, got '${raw}'`, 'store_timeout_ms');
+    }
+    return ms;
+  }
+
   async openStore(cmd: Command, create = false): Promise<Store> {
     if (!this.store) {
+      const timeoutMs = this.storeTimeoutMs(cmd);
       const { openStore } = await import('../shared/db/store.js');
-      this.store = await openStore(this.dbUrl(cmd), { create, poolSize: 4, bundled: this.bundled });
+      this.store = await openStore(this.dbUrl(cmd), { create, poolSize: 4, bundled: this.bundled, timeoutMs });
+      this.storeTimeout = timeoutMs;
     }
     return this.store;
+  }
+
+  /**
+   * A failure of the Postgres store (no answer in time, unreachable) as the one error to report,
+   * naming the store and the limit; any other error as it is.
+   */
+  explain(err: unknown): unknown {
+    if (this.store?.dialect !== 'postgres') return err;
+    return storeFailure(err, { display: this.store.display, timeoutMs: this.storeTimeout }) ?? err;
   }
 
   async services(cmd: Command): Promise<ServiceContext> {

@@ -24,6 +24,7 @@ export async function buildProgram(
   const program = new Command('gatewayctl')
     .description('Control plane of the AI gateway: orgs, keys, quotas, limits, credits, models, users and usage.')
     .option('--db <url>', 'store: SQLite file path or postgres://… (env GATEWAY_DB)')
+    .option('--store-timeout-ms <ms>', 'Postgres: give up on a statement, or on a store that does not answer, after this long (env GATEWAY_STORE_TIMEOUT_MS; 60000)')
     .option('--json', 'print exactly one JSON document on stdout; errors as JSON on stderr')
     .option('-y, --yes', 'confirm destructive actions without asking')
     .option('--no-color', 'plain output (also NO_COLOR)')

@@ -36,6 +36,7 @@ describe('lazy command namespaces', () => {
     [['--help'], undefined],
     [[], undefined],
     [['-y', 'keys', 'revoke', 'k'], 'keys'],
+    [['--store-timeout-ms', '1000', 'usage', 'summary'], 'usage'],
   ])('finds the command that %j targets', (argv, want) => {
     expect(targetCommand(argv)).toBe(want);
   });

@@ -84,7 +84,7 @@ export const NAMESPACES: Namespace[] = [
 ];
 
 /** Global options that take a value, so their value is not mistaken for the command name. */
-const VALUE_OPTIONS = new Set(['--db']);
+const VALUE_OPTIONS = new Set(['--db', '--store-timeout-ms']);
 
 /** The top-level command a run of argv targets (through `help <command>` too), or undefined. */
 export function targetCommand(argv: readonly string[]): string | undefined {

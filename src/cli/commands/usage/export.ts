@@ -46,6 +46,13 @@ async function write(sink: Drainable, chunk: string): Promise<void> {
   if (sink.write(chunk) === false && typeof sink.once === 'function') await once(sink as unknown as NodeJS.EventEmitter, 'drain');
 }
 
+/** A failure of the file or pipe, told apart from the store's (which the page reads throw). */
+function cannotWrite(where: string) {
+  return (err: unknown): never => {
+    throw new GatewayError('internal_error', `cannot write ${where}: ${err instanceof Error ? err.message : String(err)}`);
+  };
+}
+
 interface ExportFlags {
   since?: string;
   format: 'csv' | 'jsonl';
@@ -75,18 +82,16 @@ export function registerUsageExport(usage: Command, app: App): void {
         const path = flags.out ? resolve(app.io.cwd, flags.out) : null;
         const file = path ? createWriteStream(path, { flags: 'w', mode: 0o600 }) : null;
         const sink: Drainable = file ?? app.io.stdout;
+        const failed = cannotWrite(path ?? 'stdout');
         let rows = 0;
         try {
-          if (file) await once(file, 'open');
-          if (flags.format === 'csv') await write(sink, `${COLUMNS.join(',')}\n`);
+          if (file) await once(file, 'open').catch(failed);
+          if (flags.format === 'csv') await write(sink, `${COLUMNS.join(',')}\n`).catch(failed);
           for await (const page of pages) {
-            await write(sink, formatEvents(page, flags.format));
+            await write(sink, formatEvents(page, flags.format)).catch(failed);
             rows += page.length;
             if (file && app.io.stdoutIsTTY) out.note(`exported ${rows} events…`);
           }
-        } catch (err) {
-          if (err instanceof GatewayError) throw err;
-          throw new GatewayError('internal_error', `cannot write ${path ?? 'stdout'}: ${err instanceof Error ? err.message : String(err)}`);
         } finally {
           if (file) {
             file.end();
