@@ -150,6 +150,37 @@ export function limitBackendContract(name: string, factory: BackendFactory): voi
       }
     });
 
+    it('settle answers the counters as a peek right after it would: other requests in flight, rolling buckets aged out, a window passed since admission', async () => {
+      const set = await factory({ seeder: async () => 0 });
+      try {
+        const [a, b] = [set.backends[0]!, set.backends[set.backends.length - 1]!];
+        const day = counter('tokens', 'day', 100_000);
+        const tpm = counter('tokens', 'minute', 100_000);
+        const rpd = counter('requests', 'day', 1_000);
+        const cost = counter('cost', 'total', 1_000_000);
+        const all = [day, tpm, rpd, cost];
+        const late = Date.UTC(2030, 5, 30, 23, 59, 40);
+        const old = reserved(await b.reserve('p0', all, amt(300, 1, 30), late - 50_000));
+        await b.settle(old, amt(250, 1, 25), late - 49_000);
+        const mine = reserved(await a.reserve('p1', all, amt(1_000, 1, 90), late));
+        // Another instance's request in flight, before and after midnight.
+        reserved(await b.reserve('p2', all, amt(2_000, 1, 70), late + 1_000));
+        const midnight = late + 20_000;
+        reserved(await b.reserve('p3', all, amt(3_000, 1, 50), midnight + 5_000));
+        // Settled 50 s later: past midnight, and the minute window has left p0's bucket behind.
+        const after = await a.settle(mine, amt(600, 1, 60), late + 50_000);
+        const peek = await a.peek(all, late + 50_000);
+        expect(after.map((s) => [s.counter.id, s.used, s.remaining, s.resetsAt])).toEqual(peek.map((s) => [s.counter.id, s.used, s.remaining, s.resetsAt]));
+        // The new day holds only p3; the total holds everything settled or in flight.
+        expect(after.map((s) => s.used)).toEqual([3_000, 600 + 2_000 + 3_000, 1, 25 + 60 + 70 + 50]);
+        // Settling again changes nothing and answers the same.
+        const twice = await a.settle(mine, amt(600, 1, 60), late + 50_000);
+        expect(twice.map((s) => s.used)).toEqual(after.map((s) => s.used));
+      } finally {
+        await set.close();
+      }
+    });
+
     it('starts a window afresh after reset() and after a quota reset moves since', async () => {
       const set = await factory();
       try {

@@ -96,6 +96,23 @@ describe('redis limit backend', () => {
     await b.settle(r, amt(1, 1, 1234), T0 + 20);
     expect((await b.peek([c], T0 + 30))[0]!.used).toBe(1234);
   });
+
+  it('settle on a counter whose key Redis lost answers from a fresh seed, not from nothing', async () => {
+    const p = prefix();
+    let seeds = 0;
+    const b = await connected(new RedisLimitBackend({ url: REDIS_URL, prefix: p, seeder: async () => (++seeds === 1 ? 100 : 900) }));
+    cleanups.push(() => b.close());
+    const c = counter('tokens', 'day', 10_000);
+    const r = reserved(await b.reserve('lost', [c], amt(50), T0));
+    expect(r.states[0]!.used).toBe(150);
+    // Redis emptied (restarted without persistence, flushed): the store now holds 900.
+    const keys = await b.client.keys(`${p}*`);
+    await b.client.del(...keys);
+    const after = await b.settle(r, amt(40), T0 + 10);
+    expect(seeds).toBe(2);
+    expect(after[0]!.used).toBe(900);
+    expect(Number(await b.client.get(keys.find((k) => k.startsWith(`${p}c:`))!))).toBe(900);
+  });
 });
 
 async function freePort(): Promise<number> {

@@ -102,43 +102,79 @@ return out
 `;
 
 /**
- * KEYS: the settled marker, then 3 per counter (base, pending zset, pending hash).
- * ARGV: reservation id, marker ttl (ms), n, create missing (1/0), then per counter: kind, actual,
- *       bucket (r) | 0, expire-at for a new calendar key (ms epoch, 0 = never), rolling key ttl (ms), reserved.
+ * KEYS: the settled marker, then 3 per counter to settle (base, pending zset, pending hash, as
+ *       keyed when the request was admitted), then 3 per counter to read (as keyed now).
+ * ARGV: reservation id, marker ttl (ms), n, create missing (1/0), now, then per counter: kind,
+ *       actual, bucket (r) | 0, expire-at for a new calendar key (ms epoch, 0 = never), rolling key
+ *       ttl (ms), reserved, min bucket now (r) | 0.
  * With a seeder, a missing calendar/total key is NOT created (create missing = 0): it was lost
  * (Redis restarted empty, or flushed) and the next reserve seeds it from the store, which holds
  * this request too. Creating it from this one amount would forget everything spent before.
- * Returns 1 when settled now, 0 when it had been settled before (idempotent).
+ * Settles once (idempotent: a second settlement of the reservation changes nothing), then reads
+ * every counter as RESERVE_LUA's peek does, in the same step (the states a response reports; a
+ * separate peek was a third command per request). Returns {settled now 1/0, a counter to read is
+ * missing 1/0, used…}; with a missing counter the caller peeks instead, which seeds it.
  */
 export const SETTLE_LUA = `
-if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', tonumber(ARGV[2])) then return 0 end
 local res = ARGV[1]
 local n = tonumber(ARGV[3])
 local create = ARGV[4] == '1'
-for i = 1, n do
-  local base, pz, ph = KEYS[3*i-1], KEYS[3*i], KEYS[3*i+1]
-  local o = 4 + (i-1)*6
-  local kind, actual, slot, at, rttl, reserved = ARGV[o+1], tonumber(ARGV[o+2]), ARGV[o+3], tonumber(ARGV[o+4]), tonumber(ARGV[o+5]), tonumber(ARGV[o+6])
-  if kind == 'r' then
-    -- Only while the bucket is still in the window; a gone bucket no longer counts anyway.
-    local cur = redis.call('HGET', base, slot)
-    if cur and actual ~= reserved then
-      redis.call('HSET', base, slot, math.max(0, tonumber(cur) + actual - reserved))
-    end
-  else
-    local a = redis.call('HGET', ph, res)
-    if a then
-      redis.call('HINCRBY', ph, '_sum', -tonumber(a))
-      redis.call('HDEL', ph, res)
-      redis.call('ZREM', pz, res)
-    end
-    if actual > 0 and (create or redis.call('EXISTS', base) == 1) then
-      redis.call('INCRBY', base, actual)
-      if at > 0 and redis.call('PTTL', base) == -1 then redis.call('PEXPIREAT', base, at) end
+local now = tonumber(ARGV[5])
+local settled = 0
+if redis.call('SET', KEYS[1], '1', 'NX', 'PX', tonumber(ARGV[2])) then
+  settled = 1
+  for i = 1, n do
+    local base, pz, ph = KEYS[3*i-1], KEYS[3*i], KEYS[3*i+1]
+    local o = 5 + (i-1)*7
+    local kind, actual, slot, at, rttl, reserved = ARGV[o+1], tonumber(ARGV[o+2]), ARGV[o+3], tonumber(ARGV[o+4]), tonumber(ARGV[o+5]), tonumber(ARGV[o+6])
+    if kind == 'r' then
+      -- Only while the bucket is still in the window; a gone bucket no longer counts anyway.
+      local cur = redis.call('HGET', base, slot)
+      if cur and actual ~= reserved then
+        redis.call('HSET', base, slot, math.max(0, tonumber(cur) + actual - reserved))
+      end
+    else
+      local a = redis.call('HGET', ph, res)
+      if a then
+        redis.call('HINCRBY', ph, '_sum', -tonumber(a))
+        redis.call('HDEL', ph, res)
+        redis.call('ZREM', pz, res)
+      end
+      if actual > 0 and (create or redis.call('EXISTS', base) == 1) then
+        redis.call('INCRBY', base, actual)
+        if at > 0 and redis.call('PTTL', base) == -1 then redis.call('PEXPIREAT', base, at) end
+      end
     end
   end
 end
-return 1
+local out = {settled, 0}
+for i = 1, n do
+  local k = 1 + 3*n + 3*i
+  local base, pz, ph = KEYS[k-2], KEYS[k-1], KEYS[k]
+  local o = 5 + (i-1)*7
+  local kind, p = ARGV[o+1], tonumber(ARGV[o+7])
+  local expired = redis.call('ZRANGEBYSCORE', pz, '-inf', now)
+  for _, m in ipairs(expired) do
+    local a = redis.call('HGET', ph, m)
+    if a then
+      redis.call('HINCRBY', ph, '_sum', -tonumber(a))
+      redis.call('HDEL', ph, m)
+    end
+  end
+  if #expired > 0 then redis.call('ZREMRANGEBYSCORE', pz, '-inf', now) end
+  local b = tonumber(redis.call('HGET', ph, '_sum') or '0')
+  if kind == 'r' then
+    local all = redis.call('HGETALL', base)
+    for j = 1, #all, 2 do
+      if tonumber(all[j]) < p then redis.call('HDEL', base, all[j]) else b = b + tonumber(all[j+1]) end
+    end
+  else
+    local v = redis.call('GET', base)
+    if v then b = b + tonumber(v) elseif not create then out[2] = 1 end
+  end
+  table.insert(out, b)
+end
+return out
 `;
 
 /** KEYS: calendar/total keys. ARGV: amounts. Adds each amount only where the key exists (fallback reconciliation). */
