@@ -103,7 +103,8 @@ return out
 
 /**
  * KEYS: the settled marker, then 3 per counter to settle (base, pending zset, pending hash, as
- *       keyed when the request was admitted), then 3 per counter to read (as keyed now).
+ *       keyed when the request was admitted), then 3 per counter to read (as keyed now), which
+ *       are left out when they are the same keys (the usual case: no window passed meanwhile).
  * ARGV: reservation id, marker ttl (ms), n, create missing (1/0), now, then per counter: kind,
  *       actual, bucket (r) | 0, expire-at for a new calendar key (ms epoch, 0 = never), rolling key
  *       ttl (ms), reserved, min bucket now (r) | 0.
@@ -148,8 +149,9 @@ if redis.call('SET', KEYS[1], '1', 'NX', 'PX', tonumber(ARGV[2])) then
   end
 end
 local out = {settled, 0}
+local read = #KEYS > 1 + 3*n and 3*n or 0
 for i = 1, n do
-  local k = 1 + 3*n + 3*i
+  local k = 1 + read + 3*i
   local base, pz, ph = KEYS[k-2], KEYS[k-1], KEYS[k]
   local o = 5 + (i-1)*7
   local kind, p = ARGV[o+1], tonumber(ARGV[o+7])
