@@ -22,8 +22,19 @@ const message = z.looseObject({
 });
 const positiveInt = z.number().int().positive().nullable().optional();
 
+/**
+ * A model name holds no control characters. None does, and one with a NUL could not even be
+ * stored on Postgres (text cannot hold U+0000): its usage event would fail the whole batch.
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point.
+const CONTROL_CHAR = /[\u0000-\u001f\u007f]/;
+
 export const chatRequestSchema = z.looseObject({
-  model: z.string().min(1).max(256),
+  model: z
+    .string()
+    .min(1)
+    .max(256)
+    .refine((m) => !CONTROL_CHAR.test(m), 'must not contain control characters'),
   messages: z.array(message).min(1),
   stream: z.boolean().nullable().optional(),
   stream_options: z.looseObject({ include_usage: z.boolean().nullable().optional() }).nullable().optional(),
@@ -71,7 +82,7 @@ function isMessage(m: unknown): boolean {
 /** Whether chatRequestSchema accepts `json` (a plain object), without building its output. */
 export function fitsChatRequest(json: Record<string, unknown>): boolean {
   const model = json.model;
-  if (typeof model !== 'string' || model.length === 0 || (model.length > 256 && codePoints(model) > 256)) return false;
+  if (typeof model !== 'string' || model.length === 0 || (model.length > 256 && codePoints(model) > 256) || CONTROL_CHAR.test(model)) return false;
   const messages = json.messages;
   if (!Array.isArray(messages) || messages.length === 0) return false;
   for (const m of messages) if (!isMessage(m)) return false;

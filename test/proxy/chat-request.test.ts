@@ -70,7 +70,7 @@ function request(r: () => number): Record<string, unknown> {
     const value = v < pAbsent + pGood ? good() : pick(r, anyValue);
     if (value !== ABSENT) body[k] = value;
   };
-  set('model', () => pick(r, ['openai/gpt-4o', 'm', 'a'.repeat(256)]), 0.85, 0.03);
+  set('model', () => pick(r, ['openai/gpt-4o', 'm', 'a'.repeat(256), 'a\u0000b', 'tab\tmodel', 'del\u007f']), 0.85, 0.03);
   set('messages', () => Array.from({ length: Math.floor(r() * 4) }, () => message(r)), 0.85, 0.03);
   set('stream', () => r() < 0.5, 0.5, 0.4);
   set('stream_options', () => ({ include_usage: pick(r, [true, false, null]) }), 0.5, 0.7);
@@ -109,6 +109,10 @@ describe('fitsChatRequest', () => {
       [{ ...base, model: '😀'.repeat(256) }, true],
       [{ ...base, model: `${'😀'.repeat(256)}\ud800` }, false],
       [{ ...base, model: '' }, false],
+      [{ ...base, model: 'openai/gpt-4o\u0000' }, false],
+      [{ ...base, model: '\u001fm' }, false],
+      [{ ...base, model: 'm\u007f' }, false],
+      [{ ...base, model: 'm\u0080 ü/模型 🚀' }, true],
       [{ ...base, messages: [] }, false],
       [{ ...base, n: 128 }, true],
       [{ ...base, n: 129 }, false],

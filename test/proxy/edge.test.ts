@@ -82,6 +82,18 @@ describe('bad clients', () => {
     expect(JSON.stringify(usage.json())).not.toMatch(/"prompt_tokens":[1-9]/);
   });
 
+  it('answers 400 invalid_request to a model name with control characters (a NUL cannot even be stored on Postgres), billing nothing', async () => {
+    const k = await createKey(h.gw, 'acme', ['--models', '*']);
+    await synced();
+    for (const model of ['mock/echo\u0000', 'mock/\techo', 'mock/echo\u007f']) {
+      const r = await chat(h.url, k.key, hello(model));
+      expect(r.status).toBe(400);
+      expect(r.json()).toMatchObject({ error: { code: 'invalid_request', param: 'model', message: expect.stringContaining('control characters') } });
+    }
+    // Refused before admission: the key has no charged request to report.
+    expect((await call(h.url, '/v1/usage', { key: k.key })).json()).toMatchObject({ last_request: null });
+  });
+
   it('closes the connection after refusing a request whose upload it did not read', async () => {
     for (const [line, auth] of [
       ['POST /v1/chat/completions', 'Bearer gw_nope'],

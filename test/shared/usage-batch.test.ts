@@ -112,6 +112,23 @@ describe.each(DIALECTS)('usage batch writer on %s', (dialect) => {
     expect(await lastOf(w.child.key.id)).toBe(latest(w.child.key.id));
   });
 
+  it('a model name with a NUL does not fail the batch (Postgres text cannot hold one): stored with U+FFFD there, as is on SQLite', async () => {
+    const w = await setup();
+    const write = batchWriter(w.store);
+    const records = [
+      { ...base(w, 1), requestId: 'req_nul_1', model: 'a\u0000b' },
+      { ...base(w, 1), requestId: 'req_nul_2', model: 'a\uFFFDb' },
+      { ...base(w, 1), requestId: 'req_nul_3', model: 'plain' },
+    ];
+    expect(await write(records, 'i', new Date())).toEqual({ inserted: 3, duplicates: 0 });
+    const { db, t } = w.store;
+    const models = (await db.select({ m: t.usageEvents.model }).from(t.usageEvents).orderBy(asc(t.usageEvents.requestId))).map((r) => r.m);
+    const nul = dialect === 'postgres' ? 'a\uFFFDb' : 'a\u0000b';
+    expect(models).toEqual([nul, 'a\uFFFDb', 'plain']);
+    const daily = await db.select().from(t.usageDaily);
+    expect(daily.reduce((s, d) => s + Number(d.requests), 0)).toBe(3);
+  });
+
   it('two instances writing overlapping batches at once: every event once, rollups exact, no batch lost to a deadlock', async () => {
     const w = await setup();
     // On Postgres each write takes its own pooled connection: the two run truly at once.

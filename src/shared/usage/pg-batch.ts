@@ -60,8 +60,16 @@ const TOUCH_KEYS = {
 
 const byText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
+/**
+ * Postgres text cannot hold U+0000, and one such value fails its whole batch, again on every
+ * retry. The proxy refuses such a model name at the edge; anything that still carries one (a
+ * record from another path) is stored with U+FFFD in its place rather than block every event.
+ */
+const pgText = (s: string) => (s.includes('\u0000') ? s.replaceAll('\u0000', '\uFFFD') : s);
+
 /** Writes one batch on `client`, inside the caller's transaction. */
-export async function writeBatchPg(client: pg.ClientBase, records: readonly UsageRecord[], instance: string, now: Date): Promise<BatchResult> {
+export async function writeBatchPg(client: pg.ClientBase, batch: readonly UsageRecord[], instance: string, now: Date): Promise<BatchResult> {
+  const records = batch.some((r) => r.model.includes('\u0000')) ? batch.map((r) => ({ ...r, model: pgText(r.model) })) : batch;
   const n = records.length;
   const cols = Array.from({ length: 17 }, () => new Array<unknown>(n));
   for (let i = 0; i < n; i++) {
