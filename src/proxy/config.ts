@@ -99,6 +99,15 @@ function str(apply: (c: ProxyConfig, v: string) => void): Setter {
   };
 }
 
+/**
+ * Longest a node timer can wait (2^31 − 1 ms, ~24.8 days): a longer delay fires at once, with a
+ * warning, so a timeout set past it would time everything out immediately.
+ */
+const TIMER_MAX_MS = 2_147_483_647;
+
+/** A duration in milliseconds: at most what a timer can wait, less `slack` for timers set that much later. */
+const ms = (apply: (c: ProxyConfig, n: number) => unknown, min: number, slack = 0): Setter => int(apply, min, TIMER_MAX_MS - slack);
+
 /** One row per option: flag name, GATEWAY_ variable (lower-cased, without prefix), setter returning a problem. */
 const OPTIONS: Array<[flag: string, envName: string, set: Setter, help: string]> = [
   ['host', 'host', str((c, v) => { c.host = v; }), 'interface to listen on (127.0.0.1)'],
@@ -110,21 +119,21 @@ const OPTIONS: Array<[flag: string, envName: string, set: Setter, help: string]>
   ['trusted-proxies', 'trusted_proxies', cidrs, 'CIDRs whose X-Forwarded-For is believed'],
   ['max-body-bytes', 'max_body_bytes', int((c, n) => { c.maxBodyBytes = n; }, 1), 'largest request body (4 MiB)'],
   ['default-max-tokens', 'default_max_tokens', int((c, n) => { c.defaultMaxTokens = n; }, 1), 'completion cap reserved without max_tokens (4096)'],
-  ['upstream-connect-timeout-ms', 'upstream_connect_timeout_ms', int((c, n) => { c.upstream.connectMs = n; }, 1), 'connect timeout (5000)'],
-  ['upstream-headers-timeout-ms', 'upstream_headers_timeout_ms', int((c, n) => { c.upstream.headersMs = n; }, 1), 'time to first byte (60000)'],
-  ['upstream-body-timeout-ms', 'upstream_body_timeout_ms', int((c, n) => { c.upstream.bodyMs = n; }, 1), 'longest pause between chunks (120000)'],
+  ['upstream-connect-timeout-ms', 'upstream_connect_timeout_ms', ms((c, n) => { c.upstream.connectMs = n; }, 1), 'connect timeout (5000)'],
+  ['upstream-headers-timeout-ms', 'upstream_headers_timeout_ms', ms((c, n) => { c.upstream.headersMs = n; }, 1), 'time to first byte (60000)'],
+  ['upstream-body-timeout-ms', 'upstream_body_timeout_ms', ms((c, n) => { c.upstream.bodyMs = n; }, 1), 'longest pause between chunks (120000)'],
   ['upstream-connections', 'upstream_connections', int((c, n) => { c.upstream.connections = n; }, 1), 'sockets per upstream origin (128)'],
-  ['upstream-queue-timeout-ms', 'upstream_queue_timeout_ms', int((c, n) => { c.upstream.queueMs = n; }, 0), 'longest wait for a free upstream socket, 0 = no limit (10000)'],
-  ['client-headers-timeout-ms', 'client_headers_timeout_ms', int((c, n) => { c.clientHeadersTimeoutMs = n; }, 1), 'slow-client header timeout (10000)'],
-  ['client-request-timeout-ms', 'client_request_timeout_ms', int((c, n) => { c.clientRequestTimeoutMs = n; }, 1), 'slow-client body timeout (30000)'],
-  ['client-write-timeout-ms', 'client_write_timeout_ms', int((c, n) => { c.clientWriteTimeoutMs = n; }, 1), 'longest a client may leave an answer unread (30000)'],
+  ['upstream-queue-timeout-ms', 'upstream_queue_timeout_ms', ms((c, n) => { c.upstream.queueMs = n; }, 0), 'longest wait for a free upstream socket, 0 = no limit (10000)'],
+  ['client-headers-timeout-ms', 'client_headers_timeout_ms', ms((c, n) => { c.clientHeadersTimeoutMs = n; }, 1), 'slow-client header timeout (10000)'],
+  ['client-request-timeout-ms', 'client_request_timeout_ms', ms((c, n) => { c.clientRequestTimeoutMs = n; }, 1, 5_000), 'slow-client body timeout (30000)'],
+  ['client-write-timeout-ms', 'client_write_timeout_ms', ms((c, n) => { c.clientWriteTimeoutMs = n; }, 1), 'longest a client may leave an answer unread (30000)'],
   ['instance-id', 'instance_id', str((c, v) => { c.instanceId = v; }), 'name of this instance in usage events'],
-  ['flush-interval-ms', 'flush_interval_ms', int((c, n) => { c.flushIntervalMs = n; }, 10), 'usage batch interval (1000)'],
+  ['flush-interval-ms', 'flush_interval_ms', ms((c, n) => { c.flushIntervalMs = n; }, 10), 'usage batch interval (1000)'],
   ['poll-interval-ms', 'poll_interval_ms', int((c, n) => { c.pollIntervalMs = n; }, 10, 1000), 'config_version poll, ≤1000 (500)'],
   ['usage-buffer-max', 'usage_buffer_max', int((c, n) => { c.usageBufferMax = n; }, 1), 'usage events held while the store is down (100000)'],
   ['usage-writer', 'usage_writer', oneOf(['thread', 'inline'] as const, (c, v) => { c.usageWriter = v; }), "SQLite usage writes: 'inline' or 'thread' (inline)"],
-  ['store-timeout-ms', 'store_timeout_ms', int((c, n) => { c.storeTimeoutMs = n; }, 100), 'Postgres: longest statement, or wait for an answer (10000)'],
-  ['shutdown-timeout-ms', 'shutdown_timeout_ms', int((c, n) => { c.shutdownTimeoutMs = n; }, 0), 'drain time on SIGTERM (30000)'],
+  ['store-timeout-ms', 'store_timeout_ms', ms((c, n) => { c.storeTimeoutMs = n; }, 100, 1_000), 'Postgres: longest statement, or wait for an answer (10000)'],
+  ['shutdown-timeout-ms', 'shutdown_timeout_ms', ms((c, n) => { c.shutdownTimeoutMs = n; }, 0), 'drain time on SIGTERM (30000)'],
 ];
 
 function int(apply: (c: ProxyConfig, n: number) => unknown, min: number, max = Number.MAX_SAFE_INTEGER): Setter {

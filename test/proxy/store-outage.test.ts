@@ -261,5 +261,11 @@ describe('Postgres lost without a reset (a partition, a dead host: connections s
     expect(run(['--store-timeout-ms', '2500']).config.storeTimeoutMs).toBe(2_500);
     expect(run([], { GATEWAY_STORE_TIMEOUT_MS: '30000' }).config.storeTimeoutMs).toBe(30_000);
     expect(run(['--store-timeout-ms', '5']).problems.join()).toContain('--store-timeout-ms');
+    // Past what a node timer can wait (2^31 − 1 ms) a timeout would fire at once: refused, for
+    // every duration (the store's client timeout runs a second longer, so it stops a second short).
+    expect(run(['--store-timeout-ms', '2147482647']).problems).toEqual([]);
+    expect(run(['--store-timeout-ms', '2147482648']).problems.join()).toContain('from 100 to 2147482647');
+    expect(run(['--upstream-body-timeout-ms', '2147483648']).problems.join()).toContain('--upstream-body-timeout-ms');
+    expect(run([], { GATEWAY_SHUTDOWN_TIMEOUT_MS: '9007199254740991' }).problems.join()).toContain('2147483647');
   });
 });
