@@ -17,10 +17,31 @@ export interface AuthStep {
 
 const BEARER_RE = /^Bearer\s+(\S+)\s*$/i;
 
+/**
+ * The token of `Bearer <token>`. The usual header (that exact prefix, then printable ASCII
+ * without a space) is taken by a character loop; anything else goes to BEARER_RE, which the
+ * loop agrees with wherever it answers (the regex's match array and substring cost ~0.5 µs a
+ * request).
+ */
+export function bearerToken(h: string): string | null {
+  if (h.length > 7 && h.startsWith('Bearer ')) {
+    let plain = true;
+    for (let i = 7; i < h.length; i++) {
+      const c = h.charCodeAt(i);
+      if (c <= 0x20 || c >= 0x7f) {
+        plain = false;
+        break;
+      }
+    }
+    if (plain) return h.slice(7);
+  }
+  return BEARER_RE.exec(h)?.[1] ?? null;
+}
+
 /** The presented key, or null. A malformed Authorization header counts as no key. */
 export function presentedKey(req: IncomingMessage): string | null {
   const h = req.headers.authorization;
-  if (h) return BEARER_RE.exec(h)?.[1] ?? null;
+  if (h) return bearerToken(h);
   const x = req.headers['x-api-key'];
   return typeof x === 'string' && x.trim() ? x.trim() : null;
 }

@@ -2,7 +2,7 @@
 // one usage event to the sink, and count it. Cost is the upstream's usage.cost when it sends
 // one, else the price table; tokens the upstream did not report are estimated.
 import type { Amounts, CounterRef, CounterState, LimitBackend, Reservation } from '../shared/limits/types.js';
-import { usdToMicros } from '../shared/money.js';
+import { usdNumberToMicros, usdToMicros } from '../shared/money.js';
 import type { AuthOk } from '../shared/snapshot/auth.js';
 import { buildCounters } from '../shared/snapshot/counters.js';
 import type { Snapshot } from '../shared/snapshot/types.js';
@@ -19,6 +19,8 @@ export interface ReportedUsage {
   completionTokens: number | null;
   /** usage.cost as its decimal text (exact), when the upstream priced the request. */
   costText?: string;
+  /** usage.cost when it came as a JSON number and its text was not kept (costText wins when both are set). */
+  cost?: number;
 }
 
 export interface Outcome {
@@ -71,10 +73,10 @@ export interface Bill {
 }
 
 /** The upstream's cost in micro-dollars, or null when it sent none or an implausible one (negative, or over MAX_REPORTED_COST_MICROS). */
-function costOf(text: string | undefined): number | null {
-  if (text === undefined) return null;
+function costOf(r: ReportedUsage): number | null {
+  if (r.costText === undefined && r.cost === undefined) return null;
   try {
-    const micros = usdToMicros(text);
+    const micros = r.costText !== undefined ? usdToMicros(r.costText) : usdNumberToMicros(r.cost!);
     return micros >= 0 && micros <= MAX_REPORTED_COST_MICROS ? micros : null;
   } catch {
     return null;
@@ -96,7 +98,7 @@ export function chargeFor(bill: Bill, o: Outcome): Charge {
     // delivered text is a broken report. Either way, at least what was delivered is billed.
     if ((o.cutShort || completion === 0) && o.completionEstimate > completion) completion = o.completionEstimate;
     const asReported = r.promptTokens === prompt && r.completionTokens === completion;
-    const upstreamCost = asReported ? costOf(r.costText) : null;
+    const upstreamCost = asReported ? costOf(r) : null;
     return {
       promptTokens: prompt,
       completionTokens: completion,

@@ -39,7 +39,7 @@ export function reportedUsage(usage: unknown): ReportedUsage | null {
   const completion = count(usage.completion_tokens);
   if (prompt === null && completion === null) return null;
   const r: ReportedUsage = { promptTokens: prompt, completionTokens: completion };
-  if (typeof usage.cost === 'number' && Number.isFinite(usage.cost)) r.costText = String(usage.cost);
+  if (typeof usage.cost === 'number' && Number.isFinite(usage.cost)) r.cost = usage.cost;
   else if (typeof usage.cost === 'string' && usage.cost.trim() !== '' && Number.isFinite(Number(usage.cost))) r.costText = usage.cost.trim();
   return r;
 }
@@ -114,14 +114,17 @@ export function spliceGatewayUsage(body: Buffer, usageJson: string): Buffer {
  * goes out as a second chunk of a writev, and the splice into one cost a pooled buffer, two
  * copies and a UTF-8 write.
  */
-export function spliceGatewayUsageText(text: string, bytes: number, usageJson: string): { text: string; bytes: number } {
+export function spliceGatewayUsageText(text: string, bytes: number, usageJson: string, usageBytes = Buffer.byteLength(usageJson)): { text: string; bytes: number } {
   const close = text.lastIndexOf('}');
   if (close < 0) return { text, bytes };
   let i = close - 1;
   while (i >= 0 && isJsonSpace(text.charCodeAt(i))) i--;
-  const insert = `${text.charCodeAt(i) === 0x7b ? '' : ','}"gateway_usage":${usageJson}`;
-  return { text: text.slice(0, close) + insert + text.slice(close), bytes: bytes + Buffer.byteLength(insert) };
+  const comma = text.charCodeAt(i) !== 0x7b;
+  const insert = `${comma ? ',' : ''}"gateway_usage":${usageJson}`;
+  return { text: text.slice(0, close) + insert + text.slice(close), bytes: bytes + (comma ? 1 : 0) + GATEWAY_USAGE_MEMBER_BYTES + usageBytes };
 }
+
+const GATEWAY_USAGE_MEMBER_BYTES = '"gateway_usage":'.length;
 
 /**
  * Sends a JSON answer; `headers` is the caller's to give away (content-length is added to it).

@@ -43,6 +43,27 @@ export function decimalToScaledInt(value: string, scale: number): number {
 
 export const usdToMicros = (usd: string) => decimalToScaledInt(usd, 6);
 
+/**
+ * A USD amount sent as a JSON number, in micro-dollars: exactly usdToMicros(String(usd)) (the
+ * number's shortest decimal, rounded half away from zero), mostly without printing it (~1.5 µs
+ * a request for usage.cost). That decimal is within half an ulp of the double, and usd * 1e6
+ * within another of the product, so below 1e9 micros the two differ by under 3e-7; rounding to
+ * the nearest integer can only disagree near a half, and there the decimal decides.
+ */
+export function usdNumberToMicros(usd: number): number {
+  const x = usd * MICROS_PER_USD;
+  const a = Math.abs(x);
+  if (a < 1e9) {
+    const floor = Math.floor(a);
+    const frac = a - floor;
+    if (Math.abs(frac - 0.5) > 1e-6) {
+      const n = frac > 0.5 ? floor + 1 : floor;
+      return x < 0 ? -n : n;
+    }
+  }
+  return usdToMicros(String(usd));
+}
+
 /** A per-token USD price string (OpenRouter's form) as micro-dollars per million tokens. */
 export const perTokenUsdToMicrosPerM = (usd: string) => decimalToScaledInt(usd, 12);
 

@@ -1,6 +1,7 @@
 // Contracts of the hot-path shortcuts taken for throughput: they change no byte the client or
 // the upstream would otherwise see.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { bearerToken } from '../../src/proxy/auth-step.js';
 import { createSseRewriter, utf8Length } from '../../src/proxy/sse-usage.js';
 import { type FakeUpstream, startFakeUpstream } from '../fakes/upstream.js';
 import { chat, createKey, createOrg, type Harness, startHarness, synced } from './harness.js';
@@ -43,6 +44,20 @@ describe('upstream body of a stream on an OpenAI-compatible org', () => {
     const [seen] = await fake.waitForRequests(1);
     expect(seen!.rawBody).toBe(raw);
     expect(r.text).toContain('"usage":{');
+  });
+});
+
+describe('bearerToken', () => {
+  it('answers what the Bearer regex answers, for the usual header and every odd one', () => {
+    const regex = (h: string) => /^Bearer\s+(\S+)\s*$/i.exec(h)?.[1] ?? null;
+    const key = 'gw_live_abcdefghijkl_0123456789ABCDEFGHIJabcdefghij0123456789abc';
+    const headers = [
+      `Bearer ${key}`, `bearer ${key}`, `BEARER ${key}`, `Bearer  ${key}`, `Bearer\t${key}`, `Bearer ${key} `, `Bearer ${key}\t`, `Bearer ${key} x`,
+      `Bearer ${key}\u00a0`, `Bearer \u00a0${key}`, `Bearer ${key}é`, `Bearer ${key}\u2028`, `Bearer ${key}\x7f`, `Bearer ${key}\x00`,
+      'Bearer ', 'Bearer', 'Bearer x', `Basic ${key}`, key, '', ' Bearer x', 'Bearerx', 'Bearer\u3000x', 'Bearer x\ufeff',
+    ];
+    for (let c = 0; c < 0x3000; c++) headers.push(`Bearer a${String.fromCharCode(c)}b`, `Bearer ab${String.fromCharCode(c)}`);
+    for (const h of headers) expect(bearerToken(h), JSON.stringify(h)).toBe(regex(h));
   });
 });
 

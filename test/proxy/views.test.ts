@@ -11,7 +11,7 @@ import { BucketHistogram } from '../../src/proxy/metrics.js';
 import { spliceGatewayUsage, spliceGatewayUsageText } from '../../src/proxy/relay-json.js';
 import { GatewayResponse } from '../../src/proxy/server.js';
 import { headersFrom, rawHeader } from '../../src/proxy/upstream/whole-response.js';
-import { type Charge, gatewayUsage, gatewayUsageJson, RecentCharges } from '../../src/proxy/usage-view.js';
+import { type Charge, gatewayUsage, gatewayUsageJson, RecentCharges, usageJsonBytes } from '../../src/proxy/usage-view.js';
 
 const ref = (over: Partial<CounterRef>): CounterRef => ({
   id: 'x',
@@ -55,8 +55,12 @@ describe('gatewayUsageJson', () => {
   it('equals JSON.stringify of the object view, byte for byte, for every kind of counter', () => {
     for (const charge of charges) {
       for (const states of stateSets) {
-        const id = 'req_"odd"\n';
-        expect(gatewayUsageJson(id, charge, states)).toBe(JSON.stringify(gatewayUsage(id, charge, states)));
+        for (const id of ['req_"odd"\n', 'req_0123456789abcdef0123456789abcdef', 'req_ü']) {
+          const text = gatewayUsageJson(id, charge, states);
+          expect(text).toBe(JSON.stringify(gatewayUsage(id, charge, states)));
+          // Its size in bytes, whether or not a scope, model or id takes more than one byte a character.
+          expect(usageJsonBytes(text)).toBe(Buffer.byteLength(text));
+        }
       }
     }
   });
@@ -216,6 +220,7 @@ describe('spliceGatewayUsage', () => {
       const spliced = spliceGatewayUsageText(text, Buffer.byteLength(text), usage);
       expect(spliced.text).toBe(out);
       expect(spliced.bytes).toBe(Buffer.byteLength(out));
+      expect(spliceGatewayUsageText(text, Buffer.byteLength(text), usage, Buffer.byteLength(usage))).toEqual(spliced);
     }
     const noObject = Buffer.from('[1,2]');
     expect(spliceGatewayUsage(noObject, usage)).toBe(noObject);

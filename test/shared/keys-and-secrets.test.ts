@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { formatKey, hashKey, newKeyId, parseKey, verifyKeyHash } from '../../src/shared/keys.js';
-import { decimalToScaledInt, formatMicros, perTokenUsdToMicrosPerM, tokenCostMicros, usdToMicros } from '../../src/shared/money.js';
+import { decimalToScaledInt, formatMicros, perTokenUsdToMicrosPerM, tokenCostMicros, usdNumberToMicros, usdToMicros } from '../../src/shared/money.js';
 import { open, seal, secretHint } from '../../src/shared/secret-box.js';
 
 describe('key format', () => {
@@ -122,6 +122,32 @@ describe('money is integer micro-dollars', () => {
         if (want === 'throws') expect(() => decimalToScaledInt(value, scale), value).toThrow();
         else expect(decimalToScaledInt(value, scale), `${value} at scale ${scale}`).toBe(want);
       }
+    }
+  });
+
+  it('converts a JSON number of USD to micros exactly as its printed decimal converts, halves included', () => {
+    // Halves of a micro (and doubles a hair either side of them) are where the float product and
+    // the decimal can disagree; the rest is spread over every magnitude a cost can take.
+    const values = [0, -0, 0.000032, 0.0000325, 0.0000335, 2.5e-6, 1.5e-6, 5e-7, 4.9999999e-7, 0.0000005000000000000001, 1e-7, -0.0000025, 123.4567895, 999.9999995, 1e3, 1e9, 1e12, 1e300, 5e-324, Number.MAX_SAFE_INTEGER / 1e6];
+    for (let m = 0; m < 20_000; m++) {
+      const half = (m + 0.5) / 1e6;
+      values.push(half, half * (1 + Number.EPSILON), half * (1 - Number.EPSILON), -half);
+    }
+    let seed = 11;
+    const rand = () => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648;
+      return seed / 2_147_483_648;
+    };
+    for (let i = 0; i < 50_000; i++) values.push(rand() * 10 ** Math.floor(rand() * 16 - 9), Number((rand() * 100).toFixed(Math.floor(rand() * 12))));
+    for (const v of values) {
+      let want: number | 'throws';
+      try {
+        want = usdToMicros(String(v));
+      } catch {
+        want = 'throws';
+      }
+      if (want === 'throws') expect(() => usdNumberToMicros(v), String(v)).toThrow();
+      else expect(usdNumberToMicros(v), String(v)).toBe(want);
     }
   });
 

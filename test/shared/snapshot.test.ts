@@ -72,6 +72,13 @@ describe.each(DIALECTS)('snapshot on %s', (dialect) => {
     expect(a.user?.username).toBe('alice');
     const wrongSecret = `${w.child.plaintext.slice(0, -1)}${w.child.plaintext.endsWith('A') ? 'B' : 'A'}`;
     expect(authenticate(snap, wrongSecret, now)).toMatchObject({ ok: false, code: 'invalid_api_key' });
+    // Once proven, the secret is compared character by character: any one differing refuses.
+    const secretAt = w.child.plaintext.length - 43;
+    for (const i of [secretAt, secretAt + 21, w.child.plaintext.length - 1]) {
+      const c = w.child.plaintext[i] === 'x' ? 'y' : 'x';
+      expect(authenticate(snap, `${w.child.plaintext.slice(0, i)}${c}${w.child.plaintext.slice(i + 1)}`, now)).toMatchObject({ ok: false });
+    }
+    expect(authenticate(snap, `Bearer ${w.child.plaintext}`.slice(7), now)).toMatchObject({ ok: true });
     expect(authenticate(snap, 'sk-not-a-gateway-key', now)).toMatchObject({ ok: false, code: 'invalid_api_key' });
     expect(authenticate(snap, w.child.plaintext.replace('gw_live_', 'gw_test_'), now)).toMatchObject({ ok: false, code: 'invalid_api_key' });
     expect(authenticate(snap, w.child.plaintext, w.child.key.createdAt.getTime() + 365 * 86_400_000)).toMatchObject({ ok: true });

@@ -4,7 +4,7 @@ import { completionTokenEstimate } from '../chat-request.js';
 import { sendPublicError } from '../errors.js';
 import { rateLimitHeaders } from '../rate-headers.js';
 import { dropIfUnread, readJsonAnswer, sendJson, spliceGatewayUsage, spliceGatewayUsageText } from '../relay-json.js';
-import { gatewayUsageJson } from '../usage-view.js';
+import { gatewayUsageJson, usageJsonBytes } from '../usage-view.js';
 import { type ChatCall, finish } from './chat.js';
 
 export async function relayChatJson(call: ChatCall): Promise<void> {
@@ -43,7 +43,7 @@ export async function relayChatJson(call: ChatCall): Promise<void> {
   const headers = rateLimitHeaders(settled?.states ?? [], deps.now(), { 'content-type': answer.contentType });
   if (answer.text === null) sendJson(res, 200, spliceGatewayUsage(answer.body, usage), headers);
   else {
-    const out = spliceGatewayUsageText(answer.text, answer.body.length, usage);
+    const out = spliceGatewayUsageText(answer.text, answer.body.length, usage, usageJsonBytes(usage));
     sendJson(res, 200, out.text, headers, out.bytes);
   }
   dropIfUnread(res, deps.config.clientWriteTimeoutMs);

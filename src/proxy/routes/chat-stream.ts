@@ -14,7 +14,10 @@ function reported(u: StreamUsage | null): ReportedUsage | null {
   if (!r) return null;
   // The cost as the observer found its literal text (exact), not as JSON.parse's double prints.
   if (u!.costText !== undefined) r.costText = u!.costText;
-  else delete r.costText;
+  else {
+    delete r.costText;
+    delete r.cost;
+  }
   return r;
 }
 

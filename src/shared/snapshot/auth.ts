@@ -1,6 +1,5 @@
 // Per-request checks against the snapshot: pure functions, no I/O. Denials are values
 // (STYLE.md §8); the proxy turns them into OpenAI-shaped errors at the edge.
-import { timingSafeEqual } from 'node:crypto';
 import { ipAllowed as blockListAllows, referrerAllowed as referrerMatches } from '../ip-rules.js';
 import { parseKey, verifyKeyHash } from '../keys.js';
 import { anyMatches } from '../model-patterns.js';
@@ -36,23 +35,37 @@ const INVALID = deny('invalid_api_key', 'Incorrect API key provided.');
  * revocation or any other change starts from a full verification again, and the WeakMap lets
  * old snapshots' entries go with them.
  */
-const proven = new WeakMap<SnapshotKey, { current: Buffer | null; previous: Buffer | null }>();
+const proven = new WeakMap<SnapshotKey, { current: string | null; previous: string | null }>();
 
-const same = (a: Buffer | null, b: Buffer): boolean => a !== null && a.length === b.length && timingSafeEqual(a, b);
+/**
+ * Constant-time equality of a proven secret and a presented key (both ASCII: parseKey admitted
+ * nothing else): every character is compared whatever the earlier ones were, as
+ * timingSafeEqual does, without copying the key into a Buffer first (~1 µs a request).
+ */
+function same(a: string | null, b: string): boolean {
+  if (a === null || a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return diff === 0;
+}
+
+const CURRENT = Object.freeze({ current: true, previous: false });
+const PREVIOUS = Object.freeze({ current: false, previous: true });
 
 /** Which of the key's secrets the presented key is: the current one, the previous one, or neither. */
 function matchSecret(key: SnapshotKey, presentedKey: string): { current: boolean; previous: boolean } {
-  const presented = Buffer.from(presentedKey, 'latin1'); // parseKey admitted only ASCII
   const known = proven.get(key);
-  if (known && same(known.current, presented)) return { current: true, previous: false };
-  if (known && same(known.previous, presented)) return { current: false, previous: true };
+  if (known && same(known.current, presentedKey)) return CURRENT;
+  if (known && same(known.previous, presentedKey)) return PREVIOUS;
   const current = verifyKeyHash(presentedKey, key.keyHash);
   // Always run the second comparison too, so timing does not reveal which secret matched.
   const previous = key.prevKeyHash !== null && verifyKeyHash(presentedKey, key.prevKeyHash);
   if (current || previous) {
     const entry = known ?? { current: null, previous: null };
-    if (current) entry.current = presented;
-    else entry.previous = presented;
+    // A copy of its own: the presented key may be a slice of a whole header kept alive with it.
+    const text = Buffer.from(presentedKey, 'latin1').toString('latin1');
+    if (current) entry.current = text;
+    else entry.previous = text;
     proven.set(key, entry);
   }
   return { current, previous };
