@@ -1,6 +1,7 @@
 // The gateway-proxy program: flags and GATEWAY_* variables → config; every problem listed
 // before the port opens (exit 2); one "listening on" line on stdout; logs on stderr; SIGTERM or
 // SIGINT drains and flushes, then runCli resolves with the exit code for bin/ to use.
+import v8 from 'node:v8';
 import pino from 'pino';
 import { readEnv } from '../shared/config.js';
 import { EXIT, isGatewayError } from '../shared/errors.js';
@@ -17,6 +18,22 @@ export interface ProxyIO {
   cwd: string;
   /** Registers the shutdown trigger (process signals in the real program). */
   onShutdown(fn: (signal: string) => void): void;
+}
+
+/**
+ * V8 settings for a proxy process, made before it serves (bin/gateway-proxy and the executable
+ * call this; tests that run the proxy in-process do not need to).
+ *
+ * Allocation-site pretenuring off: V8 allocates objects straight into the old generation once
+ * most objects from their allocation site have survived a scavenge. Here that is the per-request
+ * objects that outlive a scavenge by a little (usage records waiting up to a batch interval for
+ * their write, requests in flight across one), which then die in the old generation and are paid
+ * for by the concurrent marking and sweeping of major GCs, plus write barriers on every young
+ * string stored into them. Copied by the scavenger instead, most die young. bench:ab, closed
+ * loop, same build with and without: 1.8% less CPU per JSON request, 5.6% per stream.
+ */
+export function tuneProcess(): void {
+  v8.setFlagsFromString('--no-allocation-site-pretenuring');
 }
 
 export function processProxyIO(): ProxyIO {

@@ -2,8 +2,9 @@
 // with the SQLite addon taken from inside the binary. The only place that exits.
 import { readEnv } from '../shared/config.js';
 import { seaAssets, seaCacheDirs } from '../shared/sea-assets.js';
-import { processProxyIO, runCli } from './cli.js';
+import { processProxyIO, runCli, tuneProcess } from './cli.js';
 
+tuneProcess();
 const io = processProxyIO();
 const bundled = seaAssets(seaCacheDirs(readEnv(io.env), io.cwd));
 // A SEA's argv is [executable, executable, …arguments].
