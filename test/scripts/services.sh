@@ -21,8 +21,20 @@ start() {
     run_pg "$PG_BIN/initdb" -D "$PGDATA" -U postgres -A trust --no-sync >/dev/null
   fi
   if ! run_pg "$PG_BIN/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then
-    run_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$PGDATA/log" -w \
-      -o "-p $PG_PORT -k $BASE -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" start >/dev/null
+    # The port is inside Linux's ephemeral range: a client that tried it while nothing listened
+    # can have been given it as its own source port and connected to itself, and that socket's
+    # TIME_WAIT (60 s) refuses the bind. Retried for up to 90 s before giving up.
+    local tries=0
+    until run_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$PGDATA/log" -w \
+      -o "-p $PG_PORT -k $BASE -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" start >/dev/null 2>&1; do
+      tries=$((tries + 1))
+      if [ "$tries" -ge 18 ]; then
+        echo "postgres did not start on port $PG_PORT; its log:" >&2
+        tail -5 "$PGDATA/log" >&2
+        exit 1
+      fi
+      sleep 5
+    done
   fi
   if ! redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
     redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --daemonize yes --save '' --appendonly no \
