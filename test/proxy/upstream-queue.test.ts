@@ -274,4 +274,15 @@ describe('configuration', () => {
     expect(run([], { GATEWAY_UPSTREAM_QUEUE_TIMEOUT_MS: '0' }).config.upstream.queueMs).toBe(0);
     expect(run(['--upstream-queue-timeout-ms', 'soon']).problems.join()).toContain('--upstream-queue-timeout-ms');
   });
+
+  it('waits as long for the upstream headers as between body chunks by default (120 s each: one undici timer per connection), each settable', () => {
+    const run = (argv: string[], vars: Record<string, string> = {}) => {
+      const p = parseCli(argv, readEnv({ GATEWAY_MASTER_KEY: 'a'.repeat(64), ...vars }));
+      if (p.kind !== 'run') throw new Error(p.kind);
+      return p.config.upstream;
+    };
+    expect(run([])).toMatchObject({ headersMs: 120_000, bodyMs: 120_000 });
+    expect(run(['--upstream-headers-timeout-ms', '30000'])).toMatchObject({ headersMs: 30_000, bodyMs: 120_000 });
+    expect(run([], { GATEWAY_UPSTREAM_BODY_TIMEOUT_MS: '5000' })).toMatchObject({ headersMs: 120_000, bodyMs: 5_000 });
+  });
 });
