@@ -245,9 +245,36 @@ interface LastCharge {
  * A lookup by request id scans the ring from the newest slot (10,000 string compares, ~20 µs,
  * on an endpoint a client calls once per stream), rather than keeping a Map per request.
  */
+/** Hex digits of a request id's counter (see newRequestId in server.ts). */
+const SEQ_DIGITS = 16;
+
+/**
+ * The counter at the end of a request id with `prefix` (lower-case hex, 16 digits, below 2^53,
+ * so it prints back to exactly this text), or -1 for any other id.
+ */
+function seqOf(prefix: string, id: string): number {
+  if (id.length !== prefix.length + SEQ_DIGITS || !id.startsWith(prefix)) return -1;
+  let v = 0;
+  for (let i = prefix.length; i < id.length; i++) {
+    const c = id.charCodeAt(i);
+    const d = c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x66 ? c - 0x57 : -1;
+    if (d < 0) return -1;
+    v = v * 16 + d;
+  }
+  return v <= Number.MAX_SAFE_INTEGER ? v : -1;
+}
+
 export class RecentCharges {
   private next = 0;
   private readonly keyIds: (string | undefined)[];
+  /**
+   * Request ids: those of this process (one prefix, then a counter) as their counter, in
+   * `seqs`; any other id as its text, in `requestIds` (undefined where `seqs` holds it). A string
+   * per request kept for 10,000 requests was promoted to the old generation and died there,
+   * ~56 bytes of every request for the major collector.
+   */
+  private idPrefix: string | null = null;
+  private readonly seqs: Float64Array;
   private readonly requestIds: (string | undefined)[];
   /** Per slot: prompt tokens, completion tokens, cost micros. */
   private readonly amounts: Float64Array;
@@ -265,6 +292,7 @@ export class RecentCharges {
   constructor(private readonly capacity = 10_000) {
     this.keyIds = new Array<string | undefined>(capacity).fill(undefined);
     this.requestIds = new Array<string | undefined>(capacity).fill(undefined);
+    this.seqs = new Float64Array(capacity).fill(-1);
     this.amounts = new Float64Array(capacity * 3);
     this.sources = new Uint8Array(capacity);
     this.counts = new Uint8Array(capacity);
@@ -277,7 +305,11 @@ export class RecentCharges {
     this.next = slot + 1 === this.capacity ? 0 : slot + 1;
     if (this.counts[slot] === OVERFLOW) this.overflow.delete(slot);
     this.keyIds[slot] = keyId;
-    this.requestIds[slot] = requestId;
+    // The first id seen sets the prefix (in the proxy, every id has this process's).
+    this.idPrefix ??= requestId.length > SEQ_DIGITS ? requestId.slice(0, -SEQ_DIGITS) : null;
+    const seq = this.idPrefix === null ? -1 : seqOf(this.idPrefix, requestId);
+    this.seqs[slot] = seq;
+    this.requestIds[slot] = seq < 0 ? requestId : undefined;
     this.amounts[slot * 3] = charge.promptTokens;
     this.amounts[slot * 3 + 1] = charge.completionTokens;
     this.amounts[slot * 3 + 2] = charge.costMicros;
@@ -343,12 +375,20 @@ export class RecentCharges {
   }
 
   get(keyId: string, requestId: string): GatewayUsage | undefined {
+    const seq = this.idPrefix === null ? -1 : seqOf(this.idPrefix, requestId);
     // Newest first: a request id seen twice answers with its latest charge.
     for (let n = 0, slot = this.next; n < this.capacity; n++) {
       slot = slot === 0 ? this.capacity - 1 : slot - 1;
-      if (this.requestIds[slot] === requestId) return this.keyIds[slot] === keyId ? this.viewOf(slot) : undefined;
+      if (seq >= 0 ? this.seqs[slot] === seq : this.requestIds[slot] === requestId) {
+        return this.keyIds[slot] === keyId ? this.viewOf(slot) : undefined;
+      }
     }
     return undefined;
+  }
+
+  private requestIdAt(slot: number): string {
+    const seq = this.seqs[slot]!;
+    return seq < 0 ? this.requestIds[slot]! : `${this.idPrefix}${seq.toString(16).padStart(SEQ_DIGITS, '0')}`;
   }
 
   last(keyId: string): GatewayUsage | undefined {
@@ -375,6 +415,6 @@ export class RecentCharges {
       }
       states = out;
     }
-    return gatewayUsage(this.requestIds[slot]!, charge, states);
+    return gatewayUsage(this.requestIdAt(slot), charge, states);
   }
 }

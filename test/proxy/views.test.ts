@@ -136,6 +136,28 @@ describe('RecentCharges', () => {
     expect(r.get('other', 'r4')).toBeUndefined(); // only to the key that made it
   });
 
+  it('keeps request ids of one prefix as numbers and answers them with the exact text, other ids as they are', () => {
+    const r = new RecentCharges(8);
+    const p = 'req_0123456789abcdef';
+    const ours = [`${p}0000000000000000`, `${p}00000000000000ff`, `${p}001fffffffffffff`];
+    const others = [
+      `${p}00000000000000FF`, // upper case: another id, not the one above
+      `${p}ffffffffffffffff`, // past 2^53: kept as text
+      `${p}000000000000000g`,
+      'req_fedcba98765432100000000000000001', // another prefix
+      'r1',
+    ];
+    for (const id of [...ours, ...others]) r.add('k', id, charge, []);
+    for (const id of [...ours, ...others]) expect(r.get('k', id)?.request_id, id).toBe(id);
+    expect(r.get('k', `${p}0000000000000001`)).toBeUndefined();
+    expect(r.get('k', `${p}00000000000000Ff`)).toBeUndefined();
+    expect(r.get('other', ours[1]!)).toBeUndefined();
+    // Ring order still holds: the first of eight slots is overwritten by a ninth id.
+    r.add('k', `${p}0000000000000abc`, charge, []);
+    expect(r.get('k', ours[0]!)).toBeUndefined();
+    expect(r.get('k', `${p}0000000000000abc`)?.request_id).toBe(`${p}0000000000000abc`);
+  });
+
   it("keeps each key's last charge after it left the ring, bounded by the number of keys", () => {
     const r = new RecentCharges(2);
     r.add('quiet', 'q1', charge, []);
