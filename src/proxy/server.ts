@@ -169,7 +169,12 @@ export function createProxyServer(deps: ProxyDeps): ProxyServer {
     {
       ServerResponse: GatewayResponse,
       headersTimeout: config.clientHeadersTimeoutMs,
-      requestTimeout: config.clientRequestTimeoutMs + 5_000,
+      // node's backstop for the whole request: its headers (clientHeadersTimeoutMs), then its
+      // body (clientRequestTimeoutMs, enforced by readBody with a clear 408), then 5 s. Node
+      // refuses to start when headersTimeout exceeds requestTimeout: a request timeout alone
+      // (--client-request-timeout-ms 1000 under the default 10 s for headers) stopped the proxy
+      // at start with node's RangeError.
+      requestTimeout: config.clientHeadersTimeoutMs + config.clientRequestTimeoutMs + 5_000,
       keepAliveTimeout: config.keepAliveTimeoutMs,
       // Checked in the handler, so the refusal is OpenAI-shaped like every other answer.
       requireHostHeader: false,

@@ -466,3 +466,22 @@ describe('a request that ends after midnight', () => {
     }
   });
 });
+
+describe('a client request timeout shorter than the client headers timeout', () => {
+  it('starts, and delivers a JSON answer the upstream takes longer than that timeout to produce', async () => {
+    // --client-request-timeout-ms 500 under the default 10 s for headers: node once refused to
+    // start such a server (its headersTimeout must not exceed its requestTimeout).
+    const own = await startHarness({ proxy: { clientRequestTimeoutMs: 500 } });
+    try {
+      await createOrg(own.gw, 'slow', ['--provider', 'openai-compatible', '--base-url', fake.url, '--unknown-models', 'free']);
+      const k = await createKey(own.gw, 'slow', ['--daily-tokens', '1000000']);
+      await synced();
+      fake.enqueue({ type: 'default', headerDelayMs: 1_500 });
+      const r = await chat(own.url, k.key, hello(M));
+      expect(r.status).toBe(200);
+      expect(r.json()).toMatchObject({ object: 'chat.completion', gateway_usage: { usage_source: 'upstream' } });
+    } finally {
+      await own.close();
+    }
+  }, 30_000);
+});
