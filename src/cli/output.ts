@@ -4,6 +4,7 @@ import { Chalk, type ChalkInstance } from 'chalk';
 import Table from 'cli-table3';
 import { GatewayError, isGatewayError } from '../shared/errors.js';
 import type { TextSink } from './io.js';
+import { DrizzleQueryError } from 'drizzle-orm/errors';
 
 export interface OutputOptions {
   json: boolean;
@@ -79,6 +80,13 @@ export class Output {
 export function describeError(err: unknown): { code: string; message: string } {
   if (isGatewayError(err)) return { code: err.code, message: err.message };
   if (err instanceof GatewayError) return { code: err.code, message: err.message };
+  // drizzle's wrapper of a database error (Postgres) carries the statement and every parameter
+  // in its message, key hashes and secrets' ciphertext among them, in front of the cause: the
+  // cause is what the operator needs, and nothing else leaves.
+  if (err instanceof DrizzleQueryError) {
+    const cause = err.cause instanceof Error ? err.cause.message : 'no detail from the database';
+    return { code: 'internal_error', message: `unexpected store error: ${cause}` };
+  }
   const message = err instanceof Error ? err.message : String(err);
   return { code: 'internal_error', message: `unexpected error: ${message}` };
 }
