@@ -71,7 +71,11 @@ describe('a client that stops reading', () => {
     const stalled = stalledClient(hello(M));
     try {
       await expect.poll(() => fake.requests.length, { timeout: 3_000 }).toBe(before + 1);
-      // Well past the write timeout, the client starts reading: it gets part of the answer, then the end.
+      // Once the upstream has sent all 32 MB (how long that takes depends on the machine's load:
+      // a fixed wait from the request failed once in CI), and well past the write timeout after
+      // that, the client starts reading: it gets part of the answer, then the end.
+      const seen = fake.requests[before]!;
+      await expect.poll(() => seen.closedAt !== undefined, { timeout: 15_000 }).toBe(true);
       await new Promise((r) => setTimeout(r, 1_500));
       let got = 0;
       stalled.on('data', (d: Buffer) => {
