@@ -65,11 +65,15 @@ export class SseFramer {
     return this.carry === '' && this.lines === 0;
   }
 
-  /** Calls onEvent for each event the chunk completes, with the offset just past its blank line. */
-  feed(buf: Buffer, onEvent: (event: SseEvent, end: number) => void): void {
-    const s = buf.toString('latin1');
-    let start = 0;
-    for (let lf = s.indexOf('\n'); lf !== -1; lf = s.indexOf('\n', start)) {
+  /**
+   * Calls onEvent for each event the chunk completes, with the offset just past its blank line.
+   * `s` is the chunk as latin1 when the caller has it already; framing starts at `from` (the
+   * bytes before it are whole events the caller has dealt with, so the framer must be at a
+   * boundary when `from` > 0).
+   */
+  feed(buf: Buffer, onEvent: (event: SseEvent, end: number) => void, s: string = buf.toString('latin1'), from = 0): void {
+    let start = from;
+    for (let lf = s.indexOf('\n', start); lf !== -1; lf = s.indexOf('\n', start)) {
       let event: SseEvent | null;
       if (this.carry !== '') {
         const line = this.carry + s.slice(start, lf);

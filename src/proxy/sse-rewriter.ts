@@ -2,8 +2,12 @@
 import { CR, dataBytes, eventJson, formatSseData, isRecord, LF, NON_NULL_USAGE_RE, type SseEvent, SseFramer, toBuffer, USAGE_KEY_BYTES } from './sse-framer.js';
 
 export interface SseRewriter {
-  /** Bytes to send now: views of the input for untouched events. */
-  push(chunk: Uint8Array): Uint8Array[];
+  /**
+   * Bytes to send now: views of the input for untouched events. `s` is the chunk as latin1 when
+   * the caller has it; `from` > 0 says the chunk's first `from` bytes are whole events to pass
+   * as they are, unframed (the framer must be at a boundary).
+   */
+  push(chunk: Uint8Array, s?: string, from?: number): Uint8Array[];
   end(): Uint8Array[];
 }
 
@@ -27,13 +31,13 @@ export function createSseRewriter(options: SseRewriterOptions): SseRewriter & { 
   let held: Buffer[] = []; // bytes of the open event from earlier chunks, sent once it is judged
   return {
     framer,
-    push(chunk) {
+    push(chunk, s, from = 0) {
       const buf = toBuffer(chunk);
       // Most chunks are whole events without a usage key: they pass as they are, unframed.
       if (!observe && framer.atBoundary && endsWithEvent(buf) && !buf.includes(USAGE_KEY_BYTES)) return [buf];
       const out: Uint8Array[] = [];
       let runStart = 0; // first byte of buf neither emitted nor discarded
-      let eventStart = 0; // where the open event begins in buf (0 if it began earlier)
+      let eventStart = from; // where the open event begins in buf (0 if it began earlier)
       framer.feed(buf, (event, end) => {
         observe?.(event);
         const replacement = rewriteEvent(event, options.includeUsage);
@@ -46,7 +50,7 @@ export function createSseRewriter(options: SseRewriterOptions): SseRewriter & { 
         }
         if (held.length > 0) held = [];
         eventStart = end;
-      });
+      }, s, from);
       if (eventStart > runStart) out.push(buf.subarray(runStart, eventStart));
       if (eventStart < buf.length) held.push(buf.subarray(eventStart));
       return out;

@@ -455,3 +455,98 @@ describe('the scanning observer against a reference that parses every event', ()
     }
   });
 });
+
+describe('quiet runs: the tap frames whole events without usage or error only when asked', () => {
+  const prng = (seed: number) => () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const ALPHABET = ['a', ' ', '"', '\\', 'é', '🎉', 'usage', 'error', 'event', '"usage"', '"error"', 'null', ':', '\t'];
+
+  /** One SSE event as it goes on the wire (a blank line included), of many shapes, some not quiet. */
+  function randomEvent(rnd: () => number, eol: string): string {
+    const pick = <T,>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
+    const str = () => Array.from({ length: Math.floor(rnd() * 5) }, () => pick(ALPHABET)).join('');
+    const obj: Record<string, unknown> = { id: str(), model: str(), choices: [{ index: 0, delta: { content: str() }, finish_reason: rnd() < 0.1 ? 'error' : null }] };
+    const k = rnd();
+    let json = JSON.stringify(obj);
+    if (k < 0.1) json = json.replace(/}$/, ',"usage":null}');
+    else if (k < 0.15) json = json.replace(/}$/, ', "usage" :\tnull}');
+    else if (k < 0.2) json = json.replace(/}$/, ',"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7,"cost":0.0000325}}');
+    else if (k < 0.23) json = json.replace(/}$/, ',"error":{"message":"boom","code":502}}');
+    const lines = rnd() < 0.1 ? json.replace('","', '",\n"').split('\n') : [json]; // multi-line data now and then
+    const kind = rnd();
+    if (kind < 0.1) return `: keep-alive${eol}${eol}`;
+    if (kind < 0.13) return `event: error${eol}data: ${str()}${eol}${eol}`;
+    if (kind < 0.16) return `event: ping${eol}data: {}${eol}${eol}`;
+    if (kind < 0.18) return `id: 7${eol}data: ${json}${eol}${eol}`;
+    if (kind < 0.2) return `data: [DONE]${eol}${eol}`;
+    if (kind < 0.21) return `data: {"choices":[]}${eol}${eol}${eol}`; // an extra blank line
+    return `${lines.map((l) => `data: ${l}`).join(eol)}${eol}${eol}`;
+  }
+
+  it.each([1, 2, 3, 4, 5, 6])('observe and rewrite as the eager observer and the rewriter do, chunked by whole events or anywhere, read midway or not (seed %i)', (seed) => {
+    const rnd = prng(seed);
+    for (let s = 0; s < 300; s++) {
+      const eol = rnd() < 0.15 ? '\r\n' : '\n';
+      const events = Array.from({ length: 1 + Math.floor(rnd() * 10) }, () => randomEvent(rnd, eol));
+      // Chunks: mostly whole events grouped at random (what upstreams send), sometimes cut anywhere.
+      const parts: Buffer[] = [];
+      let pending = '';
+      for (const e of events) {
+        pending += e;
+        if (rnd() < 0.6) {
+          parts.push(Buffer.from(pending));
+          pending = '';
+        }
+      }
+      if (pending !== '') parts.push(Buffer.from(pending));
+      if (rnd() < 0.3) {
+        const all = Buffer.concat(parts);
+        const at = Math.floor(rnd() * all.length);
+        parts.splice(0, parts.length, all.subarray(0, at), all.subarray(at));
+      }
+      if (rnd() < 0.2) parts.push(Buffer.from(`data: {"choices":[{"delta":{"content":"tail"}}]}`)); // cut mid-event at EOF
+      const readMidway = rnd() < 0.4;
+      for (const includeUsage of [false, true]) {
+        const context = `seed ${seed} stream ${s}: ${JSON.stringify(Buffer.concat(parts).toString())}`;
+        const tap = createSseTap({ includeUsage });
+        const observer = createSseObserver();
+        const out: Uint8Array[] = [];
+        for (const p of parts) {
+          out.push(...tap.push(p));
+          observer.push(p);
+          if (readMidway && rnd() < 0.5) {
+            const field = pickField(rnd);
+            expect(tap.state[field], `${context} (midway: ${field})`).toEqual(observer.state[field]);
+          }
+        }
+        out.push(...tap.end());
+        observer.end();
+        expect(plain(tap.state), context).toEqual(plain(observer.state));
+        expect(Buffer.concat(out).toString(), context).toBe(rewrite(parts, includeUsage));
+      }
+    }
+  });
+
+  const FIELDS = ['events', 'comments', 'done', 'deltas', 'deliveredBytes', 'id', 'model', 'usage', 'error'] as const;
+  function pickField(rnd: () => number): (typeof FIELDS)[number] {
+    return FIELDS[Math.floor(rnd() * FIELDS.length)]!;
+  }
+
+  it('passes a whole quiet chunk as the very input buffer, and frames it once something is read', () => {
+    const tap = createSseTap({ includeUsage: false });
+    const first = Buffer.from(`${chunk('"choices":[{"index":0,"delta":{"content":"hé"}}],"usage":null')}: ping\n\n`);
+    const out = tap.push(first);
+    expect(out).toEqual([first]);
+    expect(out[0]).toBe(first);
+    const rest = Buffer.from(`${chunk('"choices":[{"index":0,"delta":{"content":"llo"}}]')}${chunk('"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}')}${SSE_DONE}`);
+    const sent = Buffer.concat(tap.push(rest)).toString();
+    expect(sent).toBe(`${chunk('"choices":[{"index":0,"delta":{"content":"llo"}}]')}${SSE_DONE}`); // the usage chunk dropped
+    tap.end();
+    expect(tap.state.usage?.completionTokens).toBe(2);
+    expect(plain(tap.state)).toMatchObject({ events: 3, comments: 1, done: true, deltas: 2, deliveredChars: 5, deliveredBytes: 6, id: 'c1', model: 'm' });
+  });
+});
