@@ -101,7 +101,9 @@ export interface Target {
   headers: Record<string, string>;
 }
 
-const body = (stream: boolean) => JSON.stringify({ model: 'bench/model', messages: [{ role: 'user', content: 'Say something short.' }], max_tokens: 16, stream });
+// BENCH_MAX_TOKENS (16): raise it with BENCH_SSE_EVENTS, or long streams trip the guard against upstreams ignoring max_tokens.
+const MAX_TOKENS = Number(process.env.BENCH_MAX_TOKENS ?? 16);
+const body = (stream: boolean) => JSON.stringify({ model: 'bench/model', messages: [{ role: 'user', content: 'Say something short.' }], max_tokens: MAX_TOKENS, stream });
 
 /** One chat completion, read to the end: total time and time to the first body byte, ms. */
 export async function chatOnce(pool: Pool, t: Target, stream: boolean): Promise<{ total: number; firstByte: number }> {

@@ -1,5 +1,8 @@
 // A lean OpenAI-compatible upstream for the benchmark: fixed JSON, or 10 SSE events with usage.
 // Runs in its own process so its CPU time is not counted against the proxies.
+// BENCH_SSE_EVENTS (10): content events per stream; BENCH_SSE_WRITES: 'two' (default: the first
+// event at once, the rest in one write on the next turn of the loop) or 'each' (one write per
+// event, a turn of the loop between them, as a model streams its tokens).
 import { createServer } from 'node:http';
 
 const usage = { prompt_tokens: 12, completion_tokens: 10, total_tokens: 22, cost: 0.000032 };
@@ -11,7 +14,9 @@ const json = JSON.stringify({
 const chunk = (content, extra = {}) =>
   `data: ${JSON.stringify({ id: 'gen-bench', object: 'chat.completion.chunk', created: 1, model: 'bench/model', choices: [{ index: 0, delta: { content }, finish_reason: null }], ...extra })}\n\n`;
 const words = 'The quick brown fox jumps over the lazy dog today'.split(' ');
-const sse = [...words.map((w) => chunk(`${w} `)), `data: ${JSON.stringify({ id: 'gen-bench', object: 'chat.completion.chunk', created: 1, model: 'bench/model', choices: [], usage })}\n\n`, 'data: [DONE]\n\n'];
+const EVENTS = Number(process.env.BENCH_SSE_EVENTS ?? words.length);
+const EACH = process.env.BENCH_SSE_WRITES === 'each';
+const sse = [...Array.from({ length: EVENTS }, (_, i) => chunk(`${words[i % words.length]} `)), `data: ${JSON.stringify({ id: 'gen-bench', object: 'chat.completion.chunk', created: 1, model: 'bench/model', choices: [], usage })}\n\n`, 'data: [DONE]\n\n'];
 
 const server = createServer((req, res) => {
   const parts = [];
@@ -26,7 +31,10 @@ const server = createServer((req, res) => {
     res.writeHead(200, { 'content-type': 'text/event-stream' });
     // First event at once (time to first byte), the rest on the next turn of the loop, as a model would.
     res.write(sse[0]);
-    setImmediate(() => res.end(sse.slice(1).join('')));
+    if (!EACH) return void setImmediate(() => res.end(sse.slice(1).join('')));
+    let i = 1;
+    const next = () => (i === sse.length - 1 ? res.end(sse[i]) : (res.write(sse[i++]), setImmediate(next)));
+    setImmediate(next);
   });
 });
 server.keepAliveTimeout = 60_000;

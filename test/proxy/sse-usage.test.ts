@@ -190,7 +190,7 @@ describe('createSseObserver', () => {
     const observer = createSseObserver();
     let chars = 0;
     for (let i = 0; i < 3000; i++) {
-      const text = `w${i} ü`.repeat(8); // 3,000 events of ~120 bytes: past the 64 KB kept unmeasured
+      const text = `w${i} ü`.repeat(8); // 3,000 events of ~120 bytes: far past the 4 KB kept unmeasured
       chars += text.length;
       observer.push(Buffer.from(chunk(`"choices":[{"index":0,"delta":{"content":"${text}"}}]`)));
       if (i === 1500) expect(observer.state.deltas).toBe(1501);
@@ -535,6 +535,25 @@ describe('quiet runs: the tap frames whole events without usage or error only wh
   function pickField(rnd: () => number): (typeof FIELDS)[number] {
     return FIELDS[Math.floor(rnd() * FIELDS.length)]!;
   }
+
+  it('keeps at most 4 KB of quiet text waiting (then measures it and lets it go), and measures long streams exactly', () => {
+    const tap = createSseTap({ includeUsage: false });
+    const waiting = tap.state as unknown as { quietSize: number; unmeasuredSize: number };
+    let chars = 0;
+    let most = 0;
+    for (let i = 0; i < 2000; i++) {
+      const text = `w${i} ü`.repeat(3);
+      chars += text.length;
+      tap.push(Buffer.from(chunk(`"choices":[{"index":0,"delta":{"content":"${text}"}}]`)));
+      most = Math.max(most, waiting.quietSize + waiting.unmeasuredSize);
+    }
+    tap.push(Buffer.from(`${chunk('"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}')}${SSE_DONE}`));
+    tap.end();
+    expect(most).toBeGreaterThan(3000);
+    expect(most).toBeLessThanOrEqual(4096);
+    expect(tap.state.usage?.completionTokens).toBe(2);
+    expect(plain(tap.state)).toMatchObject({ events: 2001, deltas: 2000, deliveredChars: chars, deliveredBytes: chars + 2000 * 3, done: true });
+  });
 
   it('passes a whole quiet chunk as the very input buffer, and frames it once something is read', () => {
     const tap = createSseTap({ includeUsage: false });
