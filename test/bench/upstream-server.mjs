@@ -33,7 +33,11 @@ const server = createServer((req, res) => {
     res.write(sse[0]);
     if (!EACH) return void setImmediate(() => res.end(sse.slice(1).join('')));
     let i = 1;
-    const next = () => (i === sse.length - 1 ? res.end(sse[i]) : (res.write(sse[i++]), setImmediate(next)));
+    const next = () => {
+      if (i === sse.length - 1) return void res.end(sse[i]);
+      res.write(sse[i++]);
+      setImmediate(next);
+    };
     setImmediate(next);
   });
 });
