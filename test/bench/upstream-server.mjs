@@ -2,7 +2,8 @@
 // Runs in its own process so its CPU time is not counted against the proxies.
 // BENCH_SSE_EVENTS (10): content events per stream; BENCH_SSE_WRITES: 'two' (default: the first
 // event at once, the rest in one write on the next turn of the loop) or 'each' (one write per
-// event, a turn of the loop between them, as a model streams its tokens).
+// event, a turn of the loop between them, as a model streams its tokens); BENCH_SSE_GAP_MS (0):
+// with 'each', that long between events instead of a turn of the loop (a model's pace).
 import { createServer } from 'node:http';
 
 const usage = { prompt_tokens: 12, completion_tokens: 10, total_tokens: 22, cost: 0.000032 };
@@ -16,6 +17,8 @@ const chunk = (content, extra = {}) =>
 const words = 'The quick brown fox jumps over the lazy dog today'.split(' ');
 const EVENTS = Number(process.env.BENCH_SSE_EVENTS ?? words.length);
 const EACH = process.env.BENCH_SSE_WRITES === 'each';
+const GAP_MS = Number(process.env.BENCH_SSE_GAP_MS ?? 0);
+const later = GAP_MS > 0 ? (f) => setTimeout(f, GAP_MS) : setImmediate;
 const sse = [...Array.from({ length: EVENTS }, (_, i) => chunk(`${words[i % words.length]} `)), `data: ${JSON.stringify({ id: 'gen-bench', object: 'chat.completion.chunk', created: 1, model: 'bench/model', choices: [], usage })}\n\n`, 'data: [DONE]\n\n'];
 
 const server = createServer((req, res) => {
@@ -36,9 +39,9 @@ const server = createServer((req, res) => {
     const next = () => {
       if (i === sse.length - 1) return void res.end(sse[i]);
       res.write(sse[i++]);
-      setImmediate(next);
+      later(next);
     };
-    setImmediate(next);
+    later(next);
   });
 });
 server.keepAliveTimeout = 60_000;
