@@ -11,6 +11,7 @@
 // Chunks are kept as views until their event completes, so callers must not reuse buffers.
 
 // Framing lives in sse-framer.ts; the rewriter, the one place that changes bytes, in sse-rewriter.ts.
+import { usdNumberToMicrosExact } from '../shared/money.js';
 import { COLON, CR, dataBytes, eventJson, formatSseData, isRecord, LF, latin1ToText, NON_NULL_USAGE_RE, type SseEvent, SseFramer, toBuffer } from './sse-framer.js';
 
 export { formatSseData } from './sse-framer.js';
@@ -41,7 +42,10 @@ export interface StreamUsage {
   completionTokens: number;
   totalTokens: number;
   cost?: number; // usage.cost in USD (OpenRouter); absent when the upstream does not price
-  costText?: string; // its literal JSON text, for an exact conversion to integer micro-dollars
+  // Its literal JSON text, for an exact conversion to integer micro-dollars, where the number
+  // alone may not give it (within 1e-6 of a half micro-dollar, see usdNumberToMicrosExact), and
+  // a cost sent as a string; absent where the number decides (finding the literal cost ~1 µs).
+  costText?: string;
   raw: Readonly<Record<string, unknown>>; // the whole usage object (cached/reasoning tokens, is_byok, …)
 }
 
@@ -557,8 +561,10 @@ function extractUsage(chunk: unknown, text: string): StreamUsage | null {
   };
   if (typeof raw.cost === 'number' && Number.isFinite(raw.cost)) {
     usage.cost = raw.cost;
-    const literal = findUsageCostText(text);
-    usage.costText = literal !== undefined && Number(literal) === raw.cost ? literal : String(raw.cost);
+    if (usdNumberToMicrosExact(raw.cost) === null) {
+      const literal = findUsageCostText(text);
+      usage.costText = literal !== undefined && Number(literal) === raw.cost ? literal : String(raw.cost);
+    }
   } else if (typeof raw.cost === 'string' && Number.isFinite(Number(raw.cost)) && raw.cost.trim() !== '') {
     usage.cost = Number(raw.cost);
     usage.costText = raw.cost.trim();

@@ -44,13 +44,15 @@ export function decimalToScaledInt(value: string, scale: number): number {
 export const usdToMicros = (usd: string) => decimalToScaledInt(usd, 6);
 
 /**
- * A USD amount sent as a JSON number, in micro-dollars: exactly usdToMicros(String(usd)) (the
- * number's shortest decimal, rounded half away from zero), mostly without printing it (~1.5 µs
- * a request for usage.cost). That decimal is within half an ulp of the double, and usd * 1e6
- * within another of the product, so below 1e9 micros the two differ by under 3e-7; rounding to
- * the nearest integer can only disagree near a half, and there the decimal decides.
+ * A USD amount sent as a JSON number, in micro-dollars, when the double alone decides it: any
+ * decimal that parses to this double rounds (half away from zero) to the same integer. Else
+ * null: the amount is within 1e-6 of a half micro-dollar, or past 1e9 micro-dollars, and the
+ * decimal text decides. Why: a decimal within half an ulp of the double (every literal that
+ * parses to it, its shortest print included) is below 1e9 micros within 5.7e-8 micros of
+ * usd * 1e6, which is itself within 6e-8 of the computed product; rounding to the nearest
+ * integer can only change across a half, and there is more than 1e-6 to the nearest one.
  */
-export function usdNumberToMicros(usd: number): number {
+export function usdNumberToMicrosExact(usd: number): number | null {
   const x = usd * MICROS_PER_USD;
   const a = Math.abs(x);
   if (a < 1e9) {
@@ -61,7 +63,16 @@ export function usdNumberToMicros(usd: number): number {
       return x < 0 ? -n : n;
     }
   }
-  return usdToMicros(String(usd));
+  return null;
+}
+
+/**
+ * A USD amount sent as a JSON number, in micro-dollars: exactly usdToMicros(String(usd)) (the
+ * number's shortest decimal, rounded half away from zero), mostly without printing it (~1.5 µs
+ * a request for usage.cost; see usdNumberToMicrosExact).
+ */
+export function usdNumberToMicros(usd: number): number {
+  return usdNumberToMicrosExact(usd) ?? usdToMicros(String(usd));
 }
 
 /** A per-token USD price string (OpenRouter's form) as micro-dollars per million tokens. */

@@ -66,7 +66,8 @@ const chunk = (body: string) => `data: {"id":"c1","object":"chat.completion.chun
 describe('createSseObserver', () => {
   it('reports usage, [DONE], keep-alives and delivered text of the real OpenRouter capture', () => {
     const state = observe([CAPTURE]);
-    expect(state.usage).toMatchObject({ promptTokens: 15, completionTokens: 10, totalTokens: 25, cost: 0, costText: '0' });
+    expect(state.usage).toMatchObject({ promptTokens: 15, completionTokens: 10, totalTokens: 25, cost: 0 });
+    expect(state.usage?.costText).toBeUndefined(); // the number decides alone
     expect(state.done).toBe(true);
     expect(state.error).toBeNull();
     expect(state.comments).toBe(3);
@@ -92,14 +93,23 @@ describe('createSseObserver', () => {
 
   it('takes usage from a chunk with empty choices (the documented shape)', () => {
     const state = observe([chunk('"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7,"cost":0.0000123}'), SSE_DONE]);
-    expect(state.usage).toMatchObject({ promptTokens: 3, completionTokens: 4, totalTokens: 7, cost: 0.0000123, costText: '0.0000123' });
+    expect(state.usage).toMatchObject({ promptTokens: 3, completionTokens: 4, totalTokens: 7, cost: 0.0000123 });
   });
 
-  it('keeps the exact literal of cost, exponent included, and ignores nested cost fields', () => {
-    const usage = '"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2,"cost_details":{"cost":5},"cost":1.5e-7}';
-    const state = observe([chunk(`"choices":[],${usage}`)]);
-    expect(state.usage?.costText).toBe('1.5e-7');
-    expect(state.usage?.cost).toBe(1.5e-7);
+  it('keeps the exact literal of cost where the number alone cannot decide it (near a half micro-dollar), exponent included, and ignores nested cost fields', () => {
+    const usage = (cost: string) => `"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2,"cost_details":{"cost":5},"cost":${cost}}`;
+    for (const [literal, kept] of [
+      ['3.25e-5', true], // 32.5 micro-dollars
+      ['0.00003249999999999999999', true], // the same double as 0.0000325; the text rounds down
+      ['0.0000325000001', true], // within 1e-6 of the half
+      ['0.000032500002', false], // 2e-6 past it: the number decides
+      ['1.5e-7', false],
+      ['1234.5678905', true], // past 1e9 micro-dollars: the text decides
+    ] as const) {
+      const state = observe([chunk(`"choices":[],${usage(literal)}`)]);
+      expect(state.usage?.cost, literal).toBe(Number(literal));
+      expect(state.usage?.costText, literal).toBe(kept ? literal : undefined);
+    }
   });
 
   it('ignores "usage":null on ordinary OpenAI chunks and keeps the last real usage', () => {

@@ -324,6 +324,27 @@ describe('usage the upstream reports partly, badly or too early', () => {
     expect(await billed(k.id, fine.headers['x-request-id'])).toMatchObject({ costMicros: 9_999_500_000, usageSource: 'upstream' });
   });
 
+  it('bills a streamed usage.cost exactly: by its literal text near a half micro-dollar, by the number elsewhere', async () => {
+    const k = await createKey(h.gw, 'up');
+    await synced();
+    const usageEvent = (cost: string): SseItem => ({
+      raw: `data: {"id":"gen-x","object":"chat.completion.chunk","created":1,"model":"${M}","choices":[],"usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15,"cost":${cost}}}\n\n`,
+    });
+    for (const [cost, micros] of [
+      ['0.0000325', 33], // a half rounds away from zero
+      ['0.00003249999999999999999', 32], // parses to the same double; its text is just under the half
+      ['3.2500001e-5', 33],
+      ['0.0000123', 12],
+      ['1.5e-7', 0],
+      ['0.0000007', 1],
+    ] as const) {
+      fake.enqueue({ type: 'sse', items: [contentChunk('hi'), usageEvent(cost)] });
+      const r = await chat(h.url, k.key, stream({ max_tokens: 100 }));
+      expect(r.text.trim().endsWith('data: [DONE]')).toBe(true);
+      expect(await billed(k.id, r.headers['x-request-id']), cost).toMatchObject({ promptTokens: 10, completionTokens: 5, costMicros: micros, usageSource: 'upstream' });
+    }
+  });
+
   it('bills a cut stream at least what it delivered after an early usage chunk', async () => {
     // An upstream that reports usage before the text (or on every chunk) and then breaks: the
     // last usage seen said 0 completion tokens, the client got 2,000 bytes.

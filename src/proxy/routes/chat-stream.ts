@@ -12,12 +12,12 @@ import { type ChatCall, finish } from './chat.js';
 function reported(u: StreamUsage | null): ReportedUsage | null {
   const r = u ? reportedUsage(u.raw) : null;
   if (!r) return null;
-  // The cost as the observer found its literal text (exact), not as JSON.parse's double prints.
+  // The cost as the observer found its literal text where the text decides (exact, not as
+  // JSON.parse's double prints), else the number, which then decides alone.
+  delete r.costText;
+  delete r.cost;
   if (u!.costText !== undefined) r.costText = u!.costText;
-  else {
-    delete r.costText;
-    delete r.cost;
-  }
+  else if (u!.cost !== undefined) r.cost = u!.cost;
   return r;
 }
 
