@@ -4,6 +4,8 @@ import type { ServerResponse } from 'node:http';
 import { type PublicError, upstreamError } from './errors.js';
 import type { ReportedUsage } from './billing.js';
 import type { UpstreamWhole } from './upstream/types.js';
+import { usdNumberToMicrosExact } from '../shared/money.js';
+import { findUsageCostText } from './sse-usage.js';
 
 export type JsonRead =
   | {
@@ -41,6 +43,18 @@ export function reportedUsage(usage: unknown): ReportedUsage | null {
   const r: ReportedUsage = { promptTokens: prompt, completionTokens: completion };
   if (typeof usage.cost === 'number' && Number.isFinite(usage.cost)) r.cost = usage.cost;
   else if (typeof usage.cost === 'string' && usage.cost.trim() !== '' && Number.isFinite(Number(usage.cost))) r.costText = usage.cost.trim();
+  return r;
+}
+
+/**
+ * Where the number cannot decide the micro-dollars of usage.cost (near a half, see
+ * usdNumberToMicrosExact), its literal text in the body does, as on a stream: 0.0000325 and
+ * 0.00003249999999999999999 parse to one double but bill 33 and 32 micro-dollars.
+ */
+function withCostLiteral(r: ReportedUsage | null, text: string): ReportedUsage | null {
+  if (r?.cost === undefined || usdNumberToMicrosExact(r.cost) !== null) return r;
+  const literal = findUsageCostText(text);
+  if (literal !== undefined && Number(literal) === r.cost) r.costText = literal;
   return r;
 }
 
@@ -83,7 +97,7 @@ export function readJsonAnswer(up: UpstreamWhole): JsonRead {
     // Invalid UTF-8 decodes to U+FFFD (not always changing the length: a cut 4-byte sequence
     // is 3 bytes, and so is its U+FFFD); without one the text re-encodes to the same bytes.
     text: text.includes('\uFFFD') ? null : text,
-    reported: reportedUsage(parsed.usage),
+    reported: withCostLiteral(reportedUsage(parsed.usage), text),
     completionBytes: contentBytes(parsed.choices),
     contentType: up.contentType ?? 'application/json',
   };

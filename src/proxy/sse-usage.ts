@@ -573,7 +573,7 @@ function extractUsage(chunk: unknown, text: string): StreamUsage | null {
 }
 
 /** The number literal of the top-level usage.cost, found by walking the JSON without building it. */
-function findUsageCostText(json: string): string | undefined {
+export function findUsageCostText(json: string): string | undefined {
   const usage = findKeyValue(json, json.indexOf('{') + 1, 'usage');
   if (usage === -1 || json.charCodeAt(usage) !== 0x7b) return undefined;
   const cost = findKeyValue(json, usage + 1, 'cost');

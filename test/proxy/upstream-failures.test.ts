@@ -324,7 +324,7 @@ describe('usage the upstream reports partly, badly or too early', () => {
     expect(await billed(k.id, fine.headers['x-request-id'])).toMatchObject({ costMicros: 9_999_500_000, usageSource: 'upstream' });
   });
 
-  it('bills a streamed usage.cost exactly: by its literal text near a half micro-dollar, by the number elsewhere', async () => {
+  it('bills usage.cost exactly, streamed or not: by its literal text near a half micro-dollar, by the number elsewhere', async () => {
     const k = await createKey(h.gw, 'up');
     await synced();
     const usageEvent = (cost: string): SseItem => ({
@@ -342,6 +342,11 @@ describe('usage the upstream reports partly, badly or too early', () => {
       const r = await chat(h.url, k.key, stream({ max_tokens: 100 }));
       expect(r.text.trim().endsWith('data: [DONE]')).toBe(true);
       expect(await billed(k.id, r.headers['x-request-id']), cost).toMatchObject({ promptTokens: 10, completionTokens: 5, costMicros: micros, usageSource: 'upstream' });
+      const body = JSON.stringify(answer('hi', { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15, cost: 0 })).replace('"cost":0', `"cost":${cost}`);
+      fake.enqueue({ type: 'raw', body, contentType: 'application/json' });
+      const j = await chat(h.url, k.key, hello(M, { max_tokens: 100 }));
+      expect(j.status).toBe(200);
+      expect(await billed(k.id, j.headers['x-request-id']), `${cost} (JSON)`).toMatchObject({ promptTokens: 10, completionTokens: 5, costMicros: micros, usageSource: 'upstream' });
     }
   });
 
