@@ -13,9 +13,19 @@ export type StreamEnd =
   | { kind: 'upstream_failed'; code: 'upstream_error' | 'upstream_timeout' }
   | { kind: 'cut'; code: string };
 
+export interface Refusal {
+  message: string;
+  type: string;
+  code: string;
+}
+
 export interface StreamWatch {
-  /** Called after each forwarded chunk with the observation so far; return a refusal to end the stream. */
-  check(state: Readonly<SseObservation>): Promise<{ message: string; type: string; code: string } | null>;
+  /**
+   * Called after each forwarded event with the observation so far; a refusal ends the stream.
+   * A plain value when it can tell at once (the usual case: the stream is within its
+   * reservation), so an event costs no promise and no turn of the microtask queue.
+   */
+  check(state: Readonly<SseObservation>): Refusal | null | Promise<Refusal | null>;
 }
 
 export interface StreamResult {
@@ -116,7 +126,7 @@ export async function relaySse(res: ServerResponse, up: UpstreamResponse, opts: 
   const result = (end: StreamEnd): StreamResult => ({ end, state: tap.state, firstByteAt });
   let watch = opts.watch;
   let relayed = 0;
-  const cut = async (refusal: { message: string; type: string; code: string }) => {
+  const cut = async (refusal: Refusal) => {
     up.discard();
     await write(res, [Buffer.from(formatSseError(refusal)), Buffer.from(SSE_DONE)], opts.writeTimeoutMs);
     res.end();
@@ -137,7 +147,8 @@ export async function relaySse(res: ServerResponse, up: UpstreamResponse, opts: 
         relayed += chunk.length;
         if (guard && relayed > guard.afterBytes && guard.exceeded(tap.state)) {
           watch = guard.watch();
-          const refusal = await watch.check(tap.state);
+          let refusal = watch.check(tap.state);
+          if (refusal instanceof Promise) refusal = await refusal;
           if (refusal) return cut(refusal);
         }
         continue;
@@ -147,7 +158,8 @@ export async function relaySse(res: ServerResponse, up: UpstreamResponse, opts: 
         const wait = send(res, tap.push(piece), opts.writeTimeoutMs);
         if (wait) await wait;
         if (opts.clientGone()) return result({ kind: 'client_gone' });
-        const refusal = await watch.check(tap.state);
+        let refusal = watch.check(tap.state);
+        if (refusal instanceof Promise) refusal = await refusal;
         if (refusal) return cut(refusal);
       }
     }

@@ -102,7 +102,9 @@ export interface Target {
 }
 
 // BENCH_MAX_TOKENS (16): raise it with BENCH_SSE_EVENTS, or long streams trip the guard against upstreams ignoring max_tokens.
-const MAX_TOKENS = Number(process.env.BENCH_MAX_TOKENS ?? 16);
+// BENCH_MAX_TOKENS=none sends no max_tokens (as many chat clients do): the gateway then reserves its
+// default cap and watches each stream against it event by event.
+const MAX_TOKENS = process.env.BENCH_MAX_TOKENS === 'none' ? undefined : Number(process.env.BENCH_MAX_TOKENS ?? 16);
 const body = (stream: boolean) => JSON.stringify({ model: 'bench/model', messages: [{ role: 'user', content: 'Say something short.' }], max_tokens: MAX_TOKENS, stream });
 
 /** One chat completion, read to the end: total time and time to the first body byte, ms. */

@@ -5,7 +5,7 @@ import type { ReportedUsage } from '../billing.js';
 import { completionTokenEstimate, deliveredTokenBound } from '../chat-request.js';
 import { denialError, sendPublicError, toPublicError, upstreamError } from '../errors.js';
 import { reportedUsage } from '../relay-json.js';
-import { type RelayOptions, relaySse, type StreamWatch } from '../relay-sse.js';
+import { type Refusal, type RelayOptions, relaySse, type StreamWatch } from '../relay-sse.js';
 import type { StreamUsage } from '../sse-usage.js';
 import { type ChatCall, finish } from './chat.js';
 
@@ -41,25 +41,28 @@ function quotaWatch(call: ChatCall): StreamWatch {
   let reservedCompletion = plan.completionCap;
   let extensions = 0;
   const step = Math.max(1, plan.extensionTokens);
-  return {
-    async check(state) {
-      const bound = deliveredTokenBound(state.deliveredBytes);
-      if (bound <= reservedCompletion) return null;
-      const more = Math.ceil((bound - reservedCompletion) / step) * step;
-      try {
-        const r = await extend(deps.limits, `${ctx.id}:x${++extensions}`, plan, auth.org.failureMode, deps.now(), more);
-        if (r.ok) {
-          if (r.reservation) bill.reservations.push(r.reservation);
-          reservedCompletion += more;
-          return null;
-        }
-        deps.metrics.denial(r.denial.code);
-        const e = denialError(r.denial, deps.now(), 'stream').body.error;
-        return { message: e.message, type: e.type, code: e.code };
-      } catch (err) {
-        const e = toPublicError(err, ctx.log).body.error;
-        return { message: e.message, type: e.type, code: e.code };
+  const grow = async (bound: number): Promise<Refusal | null> => {
+    const more = Math.ceil((bound - reservedCompletion) / step) * step;
+    try {
+      const r = await extend(deps.limits, `${ctx.id}:x${++extensions}`, plan, auth.org.failureMode, deps.now(), more);
+      if (r.ok) {
+        if (r.reservation) bill.reservations.push(r.reservation);
+        reservedCompletion += more;
+        return null;
       }
+      deps.metrics.denial(r.denial.code);
+      const e = denialError(r.denial, deps.now(), 'stream').body.error;
+      return { message: e.message, type: e.type, code: e.code };
+    } catch (err) {
+      const e = toPublicError(err, ctx.log).body.error;
+      return { message: e.message, type: e.type, code: e.code };
+    }
+  };
+  return {
+    // Within the reservation (nearly every event) the answer is a plain null: no promise.
+    check(state) {
+      const bound = deliveredTokenBound(state.deliveredBytes);
+      return bound <= reservedCompletion ? null : grow(bound);
     },
   };
 }
