@@ -7,7 +7,7 @@
 // busy spell on a shared machine hits all of them alike. Then the bare proxy and the gateway
 // loaded at the same time (their ratios hold still through the machine's weather), the same
 // offered load for each, and one request at a time. A script that prints figures, not a test.
-// Knobs: BENCH_SECONDS, BENCH_ROUNDS, BENCH_SERIAL (0 skips), BENCH_SIDE (0 skips), BENCH_TARGETS, BENCH_MODES, BENCH_PROFILE,
+// Knobs: BENCH_SECONDS, BENCH_WARM_SECONDS (4; 0 skips), BENCH_ROUNDS, BENCH_SERIAL (0 skips), BENCH_SIDE (0 skips), BENCH_TARGETS, BENCH_MODES, BENCH_PROFILE,
 // BENCH_GATEWAY_NODE_FLAGS, BENCH_VARIANT_ENV (e.g. "GATEWAY_X=1 GATEWAY_Y=2": a second gateway
 // process with that environment, interleaved with the first, for A/B experiments on one machine),
 // BENCH_VARIANT_BIN (the variant runs this gateway-proxy instead, e.g. a worktree of another commit),
@@ -18,6 +18,11 @@ import { Pool } from 'undici';
 import { loadTogether, chatOnce as once, cpuSeconds, median, pinning, pinningNote, pinSelf, ROOT, setupBenchGateway as setupGateway, startGateway, startProcess as start, type Target } from './kit.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
+// Each server's JIT warm-up, per mode, before anything is measured: the gateway's first seconds
+// under load are mostly V8 compiling its request path (CPU per JSON request, second by second
+// from start: 1166, 387, 129, 103, then ~100 µs; the bare proxy's 468, 85, 82, then ~78), and a
+// 1 s warm-up left the second and third of those inside the first round.
+const WARM_SECONDS = Number(process.env.BENCH_WARM_SECONDS ?? 4);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONCURRENCY = 50;
 const SERIAL = Number(process.env.BENCH_SERIAL ?? 400);
@@ -198,8 +203,17 @@ async function main() {
     all.push({ name: 'gateway variant', url: v.url, pid: v.child.pid!, headers: { authorization: `Bearer ${key}` } });
   }
   const targets = ONLY.length ? all.filter((t) => ONLY.some((o) => t.name.startsWith(o))) : all;
-  console.log(`gateway-proxy benchmark: ${CONCURRENCY} connections, ${SECONDS} s per run, median of ${ROUNDS} interleaved rounds, ${SERIAL} serial requests; node ${process.version}, ${(await import('node:os')).cpus().length} cores, load ${(await import('node:os')).loadavg()[0]!.toFixed(1)}`);
+  console.log(`gateway-proxy benchmark: ${CONCURRENCY} connections, ${SECONDS} s per run after ${WARM_SECONDS} s of JIT warm-up per server and mode, median of ${ROUNDS} interleaved rounds, ${SERIAL} serial requests; node ${process.version}, ${(await import('node:os')).cpus().length} cores, load ${(await import('node:os')).loadavg()[0]!.toFixed(1)}`);
   console.log(`CPU/request is the serving process only (the upstream for the first row); ${pinningNote()}.\n`);
+  if (WARM_SECONDS > 0) {
+    for (const t of targets) {
+      for (const stream of [false, true].filter((x) => MODES.includes(x ? 'stream' : 'json'))) {
+        const pool = new Pool(t.url, { connections: CONCURRENCY, keepAliveTimeout: 60_000 });
+        await loadTogether([t], [pool], stream, WARM_SECONDS * 1000, CONCURRENCY);
+        await pool.close();
+      }
+    }
+  }
   const results: Record<string, Record<string, LoadResult>> = {};
   for (const stream of [false, true].filter((s) => MODES.includes(s ? 'stream' : 'json'))) {
     const mode = stream ? 'streaming' : 'JSON';
