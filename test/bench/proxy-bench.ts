@@ -228,7 +228,14 @@ async function main() {
     }
     const g = results[mode]!['gateway-proxy'];
     const b = results[mode]!['bare undici proxy'];
-    if (g && b) console.log(`  gateway vs bare: throughput ${f((g.rps / b.rps) * 100, 0)}% (target ≥70%), CPU/request ${f(g.cpuUs / b.cpuUs, 2)}× (target ≤1.5×)`);
+    if (g && b) {
+      // Each round's own ratio too: the rounds are minutes apart at most, the machine's weather
+      // moves the bare proxy's own figure by up to 2× between them.
+      const gr = runs.get('gateway-proxy')!;
+      const br = runs.get('bare undici proxy')!;
+      const byRound = gr.map((r, i) => f(r.cpuUs / br[i]!.cpuUs, 2)).join(' ');
+      console.log(`  gateway vs bare: throughput ${f((g.rps / b.rps) * 100, 0)}% (target ≥70%), CPU/request ${f(g.cpuUs / b.cpuUs, 2)}× (target ≤1.5×; by round ${byRound})`);
+    }
     const v = results[mode]!['gateway variant'];
     if (g && v) console.log(`  variant vs gateway: throughput ${f((v.rps / g.rps) * 100, 0)}%, CPU/request ${f(v.cpuUs / g.cpuUs, 2)}×`);
     console.log('');
