@@ -38,10 +38,14 @@ export function bearerToken(h: string): string | null {
   return BEARER_RE.exec(h)?.[1] ?? null;
 }
 
-/** The presented key, or null. A malformed Authorization header counts as no key. */
+/**
+ * The presented key, or null: a Bearer token, else x-api-key. An Authorization header that is
+ * not a Bearer token (Basic credentials a reverse proxy added) does not hide an x-api-key.
+ */
 export function presentedKey(req: IncomingMessage): string | null {
   const h = req.headers.authorization;
-  if (h) return bearerToken(h);
+  const bearer = h ? bearerToken(h) : null;
+  if (bearer !== null) return bearer;
   const x = req.headers['x-api-key'];
   return typeof x === 'string' && x.trim() ? x.trim() : null;
 }

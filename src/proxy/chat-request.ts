@@ -129,12 +129,18 @@ export function parseChatRequest(raw: Buffer): ChatRequest {
   return parsed.data;
 }
 
-/** The completion cap the client asked for, if any: the tighter of max_tokens and max_completion_tokens. */
+/**
+ * The completion cap the client asked for, if any. With both max_tokens and max_completion_tokens
+ * the larger one: an upstream honours one of the two, not their minimum (OpenAI reads
+ * max_completion_tokens first, SGLang takes max_completion_tokens over max_tokens, some read only
+ * max_tokens), so the tighter cap reserved for a reply bounded by the other let one request
+ * overspend its quota many times over.
+ */
 export function requestedMaxTokens(req: ChatRequest): number | null {
   const a = req.max_tokens ?? null;
   const b = req.max_completion_tokens ?? null;
   if (a === null) return b;
-  return b === null ? a : Math.min(a, b);
+  return b === null ? a : Math.max(a, b);
 }
 
 interface Measure {
@@ -154,8 +160,10 @@ function measure(req: ChatRequest): Measure {
     if (typeof c === 'string') textBytes += Buffer.byteLength(c);
     else if (Array.isArray(c)) {
       for (const part of c) {
+        // A part is text or media by its type: an image part with a `text` member (which the
+        // upstream ignores) is still an image, and reserves as one.
         if (typeof part.text === 'string') textBytes += Buffer.byteLength(part.text);
-        else if (part.type !== 'text') mediaParts++;
+        if (part.type !== 'text' && part.type !== 'input_text') mediaParts++;
       }
     }
     if (m.name) textBytes += Buffer.byteLength(m.name);

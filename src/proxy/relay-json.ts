@@ -60,14 +60,14 @@ function withCostLiteral(r: ReportedUsage | null, text: string): ReportedUsage |
 
 const textBytes = (v: unknown) => (typeof v === 'string' ? Buffer.byteLength(v) : 0);
 
-/** UTF-8 bytes of the completion text of every choice: content, reasoning, refusal and tool-call arguments (what a stream's observer counts). */
+/** UTF-8 bytes of the completion text of every choice: content, reasoning (reasoning_content too), refusal and tool-call arguments (what a stream's observer counts). */
 function contentBytes(choices: unknown): number {
   if (!Array.isArray(choices)) return 0;
   let bytes = 0;
   for (const c of choices) {
     const m = isRecord(c) && isRecord(c.message) ? c.message : null;
     if (!m) continue;
-    bytes += textBytes(m.content) + textBytes(m.reasoning) + textBytes(m.refusal);
+    bytes += textBytes(m.content) + textBytes(m.reasoning) + textBytes(m.reasoning_content) + textBytes(m.refusal);
     if (isRecord(m.function_call)) bytes += textBytes(m.function_call.arguments);
     if (Array.isArray(m.tool_calls)) {
       for (const t of m.tool_calls) if (isRecord(t) && isRecord(t.function)) bytes += textBytes(t.function.arguments);

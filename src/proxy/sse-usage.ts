@@ -25,11 +25,12 @@ const QUOTE = 0x22;
 //   event is parsed (a false match costs a parse, never a wrong answer: the parse decides);
 // - KEY_RE, when the delivered text is measured (see Observation): fields whose string values
 //   are completion text the client has received (OpenRouter streams reasoning as
-//   delta.reasoning; tool calls as function.arguments), each string then skipped.
+//   delta.reasoning, DeepSeek and vLLM as delta.reasoning_content; tool calls as
+//   function.arguments), each string then skipped.
 // String#includes and String#indexOf with these patterns build their search tables on every
 // call: three of them per event were a third of the observer's time (measured). A quote inside
 // a JSON string is escaped, so KEY_RE cannot match inside a string value of valid JSON.
-const KEY_RE = /"(?:content|reasoning|refusal|arguments)"[ \t\r\n]*:[ \t\r\n]*"/g;
+const KEY_RE = /"(?:content|reasoning|reasoning_content|refusal|arguments)"[ \t\r\n]*:[ \t\r\n]*"/g;
 const KEY_USAGE = 1;
 const KEY_ERROR = 2;
 const USAGE_OR_ERROR_KEY = /"(?:usage|error)"(?=[ \t\r\n]*:)/g;

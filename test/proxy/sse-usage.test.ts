@@ -184,16 +184,17 @@ describe('createSseObserver', () => {
     for (let at = start; at < start + 12; at++) expect(observe(splitAt(stream, at))).toEqual(whole);
   });
 
-  it('counts escaped text, reasoning and tool-call arguments as delivered', () => {
+  it('counts escaped text, reasoning (delta.reasoning and delta.reasoning_content alike) and tool-call arguments as delivered', () => {
     const state = observe([
       chunk('"choices":[{"index":0,"delta":{"content":"a\\nb\\u00e9"}}]'),
       chunk('"choices":[{"index":0,"delta":{"reasoning":"think"}}]'),
+      chunk('"choices":[{"index":0,"delta":{"reasoning_content":"ponder"}}]'),
       chunk('"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\\"q\\":1}"}}]}}]'),
       chunk('"choices":[{"index":0,"delta":{"content":null}}]'),
     ]);
-    expect(state.deliveredChars).toBe(4 + 5 + 7);
-    expect(state.deliveredBytes).toBe(5 + 5 + 7);
-    expect(state.deltas).toBe(3);
+    expect(state.deliveredChars).toBe(4 + 5 + 6 + 7);
+    expect(state.deliveredBytes).toBe(5 + 5 + 6 + 7);
+    expect(state.deltas).toBe(4);
   });
 
   it('measures delivered text exactly on long streams (measured in batches) and when read midway', () => {
@@ -346,7 +347,7 @@ function referenceObservation(events: Array<{ name?: string; data: string }>): R
     if (Array.isArray(v)) for (const x of v) text(x, acc);
     else if (isObj(v)) {
       for (const [k, x] of Object.entries(v)) {
-        if (['content', 'reasoning', 'refusal', 'arguments'].includes(k) && typeof x === 'string') {
+        if (['content', 'reasoning', 'reasoning_content', 'refusal', 'arguments'].includes(k) && typeof x === 'string') {
           acc.chars += x.length;
           acc.bytes += Buffer.byteLength(x);
         } else text(x, acc);
@@ -428,6 +429,7 @@ describe('the scanning observer against a reference that parses every event', ()
         const delta: Record<string, unknown> = {};
         if (rnd() < 0.7) delta.content = rnd() < 0.1 ? null : str();
         if (rnd() < 0.2) delta.reasoning = str();
+        if (rnd() < 0.1) delta.reasoning_content = str();
         if (rnd() < 0.15) delta.tool_calls = [{ index: 0, function: { name: str(), arguments: str() } }];
         if (rnd() < 0.1) delta.refusal = str();
         obj.choices = kind < 0.15 ? [] : [{ index: 0, delta, finish_reason: rnd() < 0.2 ? 'error' : null }];

@@ -2,6 +2,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Reservation } from '../../shared/limits/types.js';
 import { modelAllowed } from '../../shared/snapshot/auth.js';
+import { counterPlanFor } from '../../shared/snapshot/counters.js';
 import { priceFor } from '../../shared/snapshot/pricing.js';
 import type { Snapshot, SnapshotOrg, SnapshotPrice } from '../../shared/snapshot/types.js';
 import { MOCK_MODELS } from '../../shared/mock-catalog.js';
@@ -54,7 +55,7 @@ export function finish(call: ChatCall): Settlement | null | Promise<Settlement |
 }
 
 /** The price of a model for this org; the mock knows its own catalog. null = unknown and refused. */
-function resolvePrice(snapshot: Snapshot, org: SnapshotOrg, model: string): SnapshotPrice | null {
+export function resolvePrice(snapshot: Snapshot, org: SnapshotOrg, model: string): SnapshotPrice | null {
   const known = priceFor(snapshot, org, model);
   if (known && (snapshot.prices.has(model) || org.provider !== 'mock')) return known;
   const mock = org.provider === 'mock' ? MOCK_MODELS.find((m) => m.id === model) : undefined;
@@ -63,6 +64,39 @@ function resolvePrice(snapshot: Snapshot, org: SnapshotOrg, model: string): Snap
     return { prompt: perM(mock.pricing.prompt), completion: perM(mock.pricing.completion), request: 0 };
   }
   return known;
+}
+
+const MAX_FALLBACKS = 16;
+
+/**
+ * OpenRouter's `models` fallback list (protocols.md A.2): when the first model fails the next is
+ * tried, and the one finally used is served and billed. So every model in it must pass the same
+ * policy as `model` (allowed for this key, priced), and must count against the same limits (a
+ * fallback with a per-model limit of its own would run outside it); the reservation is priced
+ * at the dearest of them. Returns that price, or the refusal.
+ */
+function fallbackPolicy(snapshot: Snapshot, auth: AuthOk, model: string, models: unknown, price: SnapshotPrice, now: number): SnapshotPrice | PublicError {
+  if (!Array.isArray(models) || models.length > MAX_FALLBACKS || !models.every((m) => typeof m === 'string' && m.length > 0 && m.length <= 256)) {
+    return publicError('invalid_request', `'models' must be a list of at most ${MAX_FALLBACKS} model ids.`, { param: 'models' });
+  }
+  const counters = (m: string) =>
+    counterPlanFor(snapshot, auth, m, now)
+      .refs.map((r) => r.id)
+      .sort()
+      .join(',');
+  const own = counters(model);
+  let dearest = price;
+  for (const m of models as string[]) {
+    if (m === model) continue;
+    if (!modelAllowed(snapshot, auth, m)) return publicError('model_not_allowed', `Key ${auth.key.id} may not use model '${m}' (in 'models').`, { param: 'models' });
+    const p = resolvePrice(snapshot, auth.org, m);
+    if (!p) return publicError('model_not_found', `The model '${m}' (in 'models') does not exist or has no price.`, { param: 'models' });
+    if (counters(m) !== own) {
+      return publicError('invalid_request', `The model '${m}' in 'models' has limits of its own that '${model}' does not share; send it as 'model' in a request of its own.`, { param: 'models' });
+    }
+    dearest = { prompt: Math.max(dearest.prompt, p.prompt), completion: Math.max(dearest.completion, p.completion), request: Math.max(dearest.request, p.request) };
+  }
+  return dearest;
 }
 
 function refuse(deps: ProxyDeps, res: ServerResponse, e: PublicError): void {
@@ -94,8 +128,14 @@ export async function handleChat(deps: ProxyDeps, ctx: RequestContext, req: Inco
   if (!modelAllowed(snapshot, auth, parsed.model)) {
     return refuse(deps, res, publicError('model_not_allowed', `Key ${auth.key.id} may not use model '${parsed.model}'.`, { param: 'model' }));
   }
-  const price = resolvePrice(snapshot, auth.org, parsed.model);
+  let price = resolvePrice(snapshot, auth.org, parsed.model);
   if (!price) return refuse(deps, res, publicError('model_not_found', `The model '${parsed.model}' does not exist or has no price.`, { param: 'model' }));
+  const fallbacks = (parsed as { models?: unknown }).models;
+  if (fallbacks != null) {
+    const f = fallbackPolicy(snapshot, auth, parsed.model, fallbacks, price, now);
+    if ('status' in f) return refuse(deps, res, f);
+    price = f;
+  }
   if (!deps.accepting()) {
     return refuse(deps, res, publicError('unavailable', 'The gateway cannot record usage right now. Retry shortly.', { headers: { 'retry-after': '1' } }));
   }

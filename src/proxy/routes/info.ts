@@ -10,6 +10,7 @@ import type { ProxyDeps, RequestContext } from '../context.js';
 import { publicError, sendPublicError, toPublicError } from '../errors.js';
 import { sendJson } from '../relay-json.js';
 import { counterViews } from '../usage-view.js';
+import { resolvePrice } from './chat.js';
 
 function authed(deps: ProxyDeps, req: IncomingMessage, res: ServerResponse): { auth: AuthOk; snapshot: Snapshot } | null {
   const snapshot = deps.snapshot();
@@ -20,14 +21,18 @@ function authed(deps: ProxyDeps, req: IncomingMessage, res: ServerResponse): { a
   return null;
 }
 
-/** Candidates: the price table, the mock catalog for mock orgs, and exact ids named by rules. */
+/**
+ * Candidates: the price table, the mock catalog for mock orgs, and exact ids named by rules;
+ * listed when a chat request with this key could use them (allowed, and priced: an org that
+ * refuses unknown models refuses an unpriced id a rule names).
+ */
 export function modelsFor(snapshot: Snapshot, auth: AuthOk): string[] {
   const ids = new Set<string>(snapshot.prices.keys());
   if (auth.org.provider === 'mock') for (const m of MOCK_MODELS) ids.add(m.id);
   for (const rule of [...auth.org.models, ...auth.key.models ?? [], ...auth.chainKeys.flatMap((k) => k.models ?? [])]) {
     if (!rule.endsWith('*')) ids.add(rule);
   }
-  return [...ids].filter((id) => modelAllowed(snapshot, auth, id)).sort();
+  return [...ids].filter((id) => modelAllowed(snapshot, auth, id) && resolvePrice(snapshot, auth.org, id) !== null).sort();
 }
 
 export function handleModels(deps: ProxyDeps, _ctx: RequestContext, req: IncomingMessage, res: ServerResponse): void {
