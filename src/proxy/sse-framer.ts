@@ -10,6 +10,7 @@ export const LF = 0x0a;
 export const CR = 0x0d;
 export const COLON = 0x3a;
 export const USAGE_KEY_BYTES = Buffer.from('"usage"');
+export const ERROR_KEY_BYTES = Buffer.from('"error"');
 // "usage" whose value is not null (OpenAI sends "usage":null on every chunk); the lookahead
 // cannot be satisfied by backtracking into the whitespace.
 export const NON_NULL_USAGE_RE = /"usage"[ \t\r\n]*:(?=[ \t\r\n]*(?!null)[^ \t\r\n])/;
@@ -32,6 +33,8 @@ export interface SseEvent {
   json: unknown;
   /** Whether the data holds a `"usage"` key, once someone has looked (null until then). */
   usageKey: boolean | null;
+  /** Whether the data holds an `"error"` key, once someone has looked (null until then). */
+  errorKey: boolean | null;
 }
 
 /** Marks an event whose data has not been parsed yet. */
@@ -116,7 +119,7 @@ export class SseFramer {
   }
 
   private take(): SseEvent {
-    const event: SseEvent = { name: this.name, data: this.data, dataLines: this.dataLines, json: UNPARSED, usageKey: null };
+    const event: SseEvent = { name: this.name, data: this.data, dataLines: this.dataLines, json: UNPARSED, usageKey: null, errorKey: null };
     this.name = '';
     this.data = '';
     this.dataLines = 0;

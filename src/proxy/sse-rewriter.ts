@@ -1,5 +1,6 @@
 // The one place that changes streamed bytes: usage chunks reshaped to what the client asked for.
-import { CR, dataBytes, eventJson, formatSseData, isRecord, LF, NON_NULL_USAGE_RE, type SseEvent, SseFramer, toBuffer, USAGE_KEY_BYTES } from './sse-framer.js';
+import { upstreamError } from './errors.js';
+import { CR, dataBytes, eventJson, formatSseData, isRecord, LF, NON_NULL_USAGE_RE, type SseEvent, SseFramer, toBuffer, ERROR_KEY_BYTES, USAGE_KEY_BYTES } from './sse-framer.js';
 
 export interface SseRewriter {
   /**
@@ -20,7 +21,7 @@ export interface SseRewriterOptions {
   includeUsage: boolean;
   /**
    * Sees every event as it is framed (the observer, fed from this one framing pass). With it,
-   * every chunk is framed; without it, chunks without a usage key pass unframed.
+   * every chunk is framed; without it, chunks without a usage or error key pass unframed.
    */
   observe?: (event: SseEvent) => void;
 }
@@ -33,8 +34,8 @@ export function createSseRewriter(options: SseRewriterOptions): SseRewriter & { 
     framer,
     push(chunk, s, from = 0) {
       const buf = toBuffer(chunk);
-      // Most chunks are whole events without a usage key: they pass as they are, unframed.
-      if (!observe && framer.atBoundary && endsWithEvent(buf) && !buf.includes(USAGE_KEY_BYTES)) return [buf];
+      // Most chunks are whole events without a usage or error key: they pass as they are, unframed.
+      if (!observe && framer.atBoundary && endsWithEvent(buf) && !buf.includes(USAGE_KEY_BYTES) && !buf.includes(ERROR_KEY_BYTES)) return [buf];
       const out: Uint8Array[] = [];
       let runStart = 0; // first byte of buf neither emitted nor discarded
       let eventStart = from; // where the open event begins in buf (0 if it began earlier)
@@ -75,22 +76,51 @@ function endsWithEvent(buf: Buffer): boolean {
 
 /** null keeps the event's bytes as they are, '' drops it, any other string replaces it. */
 function rewriteEvent(event: SseEvent, includeUsage: boolean): string | null {
-  // The observer, when there is one, has already looked for the key (and parsed a usage event).
-  if (!(event.usageKey ?? event.data.includes('"usage"'))) return null;
-  if (!NON_NULL_USAGE_RE.test(dataBytes(event))) return null;
-  const parsed = eventJson(event);
-  if (!isRecord(parsed) || !isRecord(parsed.usage)) return null;
+  // The observer, when there is one, has already looked for the keys (and parsed a usage event).
+  const usageKey = event.usageKey ?? event.data.includes('"usage"');
+  const errorKey = event.errorKey ?? event.data.includes('"error"');
+  if (!usageKey && !errorKey) return null;
+  const json = eventJson(event);
+  if (!isRecord(json)) return null;
+  let parsed = json;
+  // An in-band error (OpenRouter's mid-stream failure: a number for code, no type or param)
+  // reaches the client in OpenAI's shape, as every other error does. A new object: the parse
+  // stays the upstream's for the observer.
+  const shaped = errorKey && parsed.error != null ? openAiStreamError(parsed.error) : null;
+  if (shaped) parsed = { ...parsed, error: shaped };
+  const keep = shaped ? formatSseData(parsed) : null;
+  if (!usageKey || !NON_NULL_USAGE_RE.test(dataBytes(event)) || !isRecord(parsed.usage)) return keep;
   const error = parsed.error;
   const choices = Array.isArray(parsed.choices) ? parsed.choices : [];
   const informative = error != null || choices.some((c) => !isEmptyChoice(c));
   // The usual usage chunk (no choices, no error) for a client that did not ask: dropped.
   if (!includeUsage && !informative) return '';
-  if (includeUsage && choices.length === 0 && error == null) return null;
+  if (includeUsage && choices.length === 0 && error == null) return keep;
   const { usage, ...rest } = parsed;
   if (!includeUsage) return formatSseData(rest);
   const { error: _error, ...meta } = rest; // an error must reach the client once, never on the usage chunk
   const usageChunk = formatSseData({ ...meta, choices: [], usage });
   return informative ? formatSseData(rest) + usageChunk : usageChunk;
+}
+
+/**
+ * An upstream's in-band stream error in OpenAI's shape ({message, type, param, code}, code a
+ * string), or null when it already is one. The message is the upstream's (an in-band error is
+ * written for the client: OpenRouter masks its 5xx messages itself); the code is the upstream's
+ * string code or OpenRouter's metadata.error_type; the status decides the type, as for the
+ * upstream's error answers (errors.ts).
+ */
+function openAiStreamError(e: unknown): Record<string, unknown> | null {
+  if (isRecord(e) && typeof e.message === 'string' && typeof e.type === 'string' && (typeof e.code === 'string' || e.code === null) && (typeof e.param === 'string' || e.param === null)) {
+    return null;
+  }
+  const r = isRecord(e) ? e : { message: typeof e === 'string' ? e : undefined };
+  const metadata = isRecord(r.metadata) ? r.metadata : undefined;
+  const status = typeof r.code === 'number' && r.code >= 400 && r.code <= 599 ? r.code : 502;
+  const code = typeof r.code === 'string' ? r.code : typeof metadata?.error_type === 'string' ? metadata.error_type : undefined;
+  const mapped = upstreamError(status, JSON.stringify({ error: { code, param: r.param } }), {}).body.error;
+  mapped.message = typeof r.message === 'string' && r.message !== '' ? r.message.slice(0, 1000) : 'The upstream failed in the middle of the stream.';
+  return mapped as unknown as Record<string, unknown>;
 }
 
 /** A choice that tells the client nothing (OpenRouter's usage carrier: empty delta, no finish). */

@@ -382,6 +382,7 @@ function observeEvent(state: Observation, event: SseEvent): void {
   state.sawData(bytes);
   const keys = keysOf(bytes);
   event.usageKey = (keys & KEY_USAGE) !== 0;
+  event.errorKey = (keys & KEY_ERROR) !== 0;
   if (event.usageKey && NON_NULL_USAGE_RE.test(bytes)) {
     state.usage = extractUsage(eventJson(event), bytes) ?? state.usage;
   }

@@ -292,6 +292,20 @@ describe('createSseRewriter', () => {
     const input = 'data: "usage": not json\n\n';
     expect(rewrite([input], false)).toBe(input);
   });
+
+  it("reshapes an in-band error to OpenAI's shape, and leaves one already in it, and a choice's own error, byte for byte", () => {
+    const openRouter = chunk('"error":{"code":429,"message":"Rate limit exceeded","metadata":{"error_type":"rate_limit_exceeded"}},"choices":[{"index":0,"delta":{"content":""},"finish_reason":"error"}]');
+    const out = rewrite([openRouter], false);
+    const parsed = JSON.parse(out.slice(6)) as { error: unknown; choices: unknown };
+    expect(parsed.error).toEqual({ message: 'Rate limit exceeded', type: 'rate_limit_error', param: null, code: 'rate_limit_exceeded' });
+    expect(parsed.choices).toEqual([{ index: 0, delta: { content: '' }, finish_reason: 'error' }]);
+    const stringCode = rewrite([chunk('"error":{"code":"server_error","message":"boom"},"choices":[]')], false);
+    expect(JSON.parse(stringCode.slice(6)).error).toEqual({ message: 'boom', type: 'upstream_error', param: null, code: 'server_error' });
+    const shaped = chunk('"error":{"message":"m","type":"t","param":null,"code":"c"},"choices":[]');
+    expect(rewrite([shaped], false)).toBe(shaped);
+    const nested = chunk('"choices":[{"index":0,"error":{"code":500},"delta":{},"finish_reason":"error"}]');
+    expect(rewrite([nested], false)).toBe(nested);
+  });
 });
 
 describe('createSseTap (the relay: one framing pass for both)', () => {

@@ -109,12 +109,29 @@ describe('in the middle of a stream', () => {
       .toMatchObject({ status: 200, errorCode: 'upstream_error', usageSource: 'estimated', completionTokens: Math.ceil(delivered.length / 4) });
   });
 
-  it("passes the upstream's in-band error chunk on, so SDK clients raise it", async () => {
+  it("passes the upstream's in-band error chunk on in OpenAI's shape, so SDK clients raise it with a string code and a type", async () => {
     fake.enqueue({ type: 'sse', items: [contentChunk('Hi'), midStreamError(502, 'Provider disconnected')], done: false });
     const client = new OpenAI({ apiKey: key.key, baseURL: `${h.url}/v1`, maxRetries: 0 });
-    await expect(async () => {
+    let caught: unknown;
+    try {
       for await (const _ of await client.chat.completions.create({ ...stream(), stream: true })) void _;
-    }).rejects.toThrow(/Provider disconnected/);
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(OpenAI.APIError);
+    expect(String((caught as Error).message)).toMatch(/Provider disconnected/);
+    // The code is OpenRouter's metadata.error_type (the fake's default: 'server'), a string.
+    expect(caught).toMatchObject({ type: 'upstream_error', code: 'server', param: null });
+  });
+
+  it("reshapes OpenRouter's rate-limit error chunk (numeric code, metadata.error_type) and keeps the rest of the chunk", async () => {
+    const err = midStreamError(429, 'Rate limit exceeded', 'rate_limit_exceeded');
+    fake.enqueue({ type: 'sse', items: [contentChunk('Hi'), err], done: false });
+    const r = await chat(h.url, key.key, stream());
+    const events = r.text.split('\n\n').filter((e) => e.startsWith('data: {'));
+    const last = JSON.parse(events.at(-1)!.slice(6)) as { error: unknown; choices: Array<{ finish_reason: string }> };
+    expect(last.error).toEqual({ message: 'Rate limit exceeded', type: 'rate_limit_error', param: null, code: 'rate_limit_exceeded' });
+    expect(last.choices[0]!.finish_reason).toBe('error');
   });
 
   it('ends with an SSE error event when the upstream stalls past the body timeout', async () => {
