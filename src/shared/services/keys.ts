@@ -238,6 +238,15 @@ export async function deleteKey(ctx: ServiceContext, ref: string): Promise<ApiKe
     if (children.length) {
       throw conflict(`key ${key.id} has ${children.length} child key(s) (${children.map((c) => c.id).join(', ')}): delete them first`);
     }
+    // A child key's usage counts against its ancestors' limits through the key tree (DESIGN §3):
+    // with the key gone, its requests would drop out of their quotas and budgets (at once in
+    // gatewayctl, and in a restarted proxy's counters). Such a key is revoked, not deleted.
+    if (key.parentId !== null) {
+      const used = await tx.select({ id: t.usageEvents.requestId }).from(t.usageEvents).where(eq(t.usageEvents.keyId, key.id)).limit(1);
+      if (used.length > 0) {
+        throw conflict(`key ${key.id} has recorded usage, which counts against the limits of its parent key ${key.parentId}: revoke it instead (gatewayctl keys revoke ${key.id})`);
+      }
+    }
     await tx.delete(t.limits).where(and(eq(t.limits.scopeType, 'key'), eq(t.limits.scopeId, key.id)));
     await tx.delete(t.apiKeys).where(eq(t.apiKeys.id, key.id));
     await recordChange(tx, ctx, 'keys.delete', { type: 'key', id: key.id });

@@ -124,7 +124,7 @@ export function registerKeys(program: Command, app: App): void {
   keys
     .command('delete')
     .argument('<key>', 'key id')
-    .description('delete a key row (its usage history stays)')
+    .description('delete a key row (its usage history stays); a child key with usage is revoked instead, as its usage counts against its parent')
     .action(
       action(app, async ({ cmd, out, prompt }: Run, ref: string) => {
         const ctx = await app.services(cmd);
