@@ -53,6 +53,29 @@ describe('redis limit backend', () => {
     reserved(await b.reserve('later', [c], amt(800), T0 + 1001));
   });
 
+  it('keeps the reservation of a running request past the TTL (its instance refreshes it), and lets it expire once the instance is gone', async () => {
+    const p = prefix();
+    const a = await connected(new RedisLimitBackend({ url: REDIS_URL, prefix: p, reservationTtlMs: 600 }));
+    const b = await connected(new RedisLimitBackend({ url: REDIS_URL, prefix: p, reservationTtlMs: 600 }));
+    cleanups.push(() => b.close());
+    const c = counter('tokens', 'total', 1000);
+    const long = reserved(await a.reserve('long-stream', [c], amt(800), Date.now()));
+    expect(a.held).toBe(1);
+    // Three TTLs later the request still runs: its room is still taken, for every instance.
+    await new Promise((r) => setTimeout(r, 1_800));
+    expect((await b.reserve('other', [c], amt(800), Date.now())).ok).toBe(false);
+    await a.settle(long, amt(100), Date.now());
+    expect(a.held).toBe(0);
+    reserved(await b.reserve('after', [c], amt(800), Date.now()));
+    // A reservation whose instance is gone (closed, as a crashed one stops refreshing) expires.
+    const d = counter('tokens', 'total', 1000);
+    reserved(await a.reserve('orphan', [d], amt(800), Date.now()));
+    await a.close();
+    expect((await b.reserve('blocked', [d], amt(800), Date.now())).ok).toBe(false);
+    await new Promise((r) => setTimeout(r, 700));
+    reserved(await b.reserve('freed', [d], amt(800), Date.now()));
+  });
+
   it('seeds an absent counter key from the store rollups, once for all instances', async () => {
     const w = await world('sqlite');
     cleanups.push(() => w.store.close());

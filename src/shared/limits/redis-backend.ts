@@ -4,7 +4,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { GatewayError } from '../errors.js';
 import { amountFor, bucketOf, calendarResetAt, counterState, denial, minBucket, rollingEmptyAt } from './accounting.js';
-import { ADD_IF_EXISTS_LUA, ADD_ROLLING_LUA, RESERVE_LUA, SETTLE_LUA } from './redis-scripts.js';
+import { ADD_IF_EXISTS_LUA, ADD_ROLLING_LUA, REFRESH_LUA, RESERVE_LUA, SETTLE_LUA } from './redis-scripts.js';
 import type { Admission, Amounts, CounterRef, CounterSeeder, CounterState, LimitBackend, Reservation, ReserveOptions } from './types.js';
 import { BUCKET_MS, calendarEnd, effectiveSince, isRolling, ROLLING_MS, rollingFreeAt } from './windows.js';
 
@@ -14,7 +14,11 @@ export interface RedisLimitOptions {
   prefix?: string;
   /** Seeds a calendar/total counter whose key is absent (first use, or an emptied Redis). */
   seeder?: CounterSeeder;
-  /** How long an unsettled reservation keeps counting before it expires (default 15 min). */
+  /**
+   * How long an unsettled reservation keeps counting before it expires (default 15 min): what a
+   * crashed instance's reservations hold. A request still running is refreshed by its instance
+   * every third of this, for up to MAX_HELD_MS.
+   */
   reservationTtlMs?: number;
   /** Per-command timeout (default 1000 ms); past it the call fails as unavailable. */
   commandTimeoutMs?: number;
@@ -26,6 +30,9 @@ export interface RedisLimitOptions {
 }
 
 type Reply = (number | string)[];
+
+/** Longest a running request's reservation is kept alive by its instance (a day). */
+const MAX_HELD_MS = 86_400_000;
 /** A charge for a key (see addIfExists); `added` once it has been, by whichever seed collected it first. */
 type Charged = { counter: CounterRef; since: number; used: number; added?: boolean };
 type Collected = Charged[];
@@ -59,6 +66,14 @@ export class RedisLimitBackend implements LimitBackend {
   private epoch: string | null = null;
   private readonly watchdog: NodeJS.Timeout;
   private probing = false;
+  /**
+   * Reservations made here and not settled yet (request id → its counters, when it was made).
+   * A request may run longer than the reservation TTL (a long stream, a slow reasoning model):
+   * its reservation is refreshed every third of the TTL, so it never expires while the request
+   * runs and the room stays taken; only a crashed instance's reservations expire.
+   */
+  private readonly open = new Map<string, { counters: readonly CounterRef[]; at: number; wall: number }>();
+  private heartbeat: NodeJS.Timeout | null = null;
 
   constructor(private readonly opts: RedisLimitOptions) {
     this.prefix = opts.prefix ?? 'gw:';
@@ -138,6 +153,7 @@ export class RedisLimitBackend implements LimitBackend {
       return denial(c, Number(reply[2]), amountFor(c, amounts), this.freeAt(c, reply, amounts, now), now);
     }
     const used = reply.slice(1).map(Number);
+    this.hold(id, counters, now);
     return {
       ok: true,
       id,
@@ -149,6 +165,9 @@ export class RedisLimitBackend implements LimitBackend {
   }
 
   async settle(reservation: Reservation, actual: Amounts, now: number): Promise<readonly CounterState[]> {
+    // No longer refreshed: settled now, or (Redis unreachable) replayed later by the failover
+    // backend, the reservation expiring meanwhile as a crashed instance's would.
+    this.release(reservation.id);
     const { counters, reservedAt } = reservation;
     const keys = [`${this.prefix}done:${reservation.id}`];
     const args: (string | number)[] = [reservation.id, this.ttl * 2, counters.length, this.opts.seeder ? 0 : 1, now];
@@ -272,9 +291,52 @@ export class RedisLimitBackend implements LimitBackend {
     await this.eval(ADD_IF_EXISTS_LUA, keys, items.map((x) => x.used));
   }
 
+  /** Reservations of requests still running here (for tests). */
+  get held(): number {
+    return this.open.size;
+  }
+
+  private hold(id: string, counters: readonly CounterRef[], at: number): void {
+    if (!counters.some((c) => !isRolling(c.window))) return; // rolling windows hold nothing pending
+    this.open.set(id, { counters, at, wall: Date.now() });
+    if (this.heartbeat === null) {
+      this.heartbeat = setInterval(() => void this.refresh().catch(() => {}), Math.max(100, Math.floor(this.ttl / 3)));
+      this.heartbeat.unref();
+    }
+  }
+
+  private release(id: string): void {
+    if (!this.open.delete(id) || this.open.size > 0 || this.heartbeat === null) return;
+    clearInterval(this.heartbeat);
+    this.heartbeat = null;
+  }
+
+  /** Gives every reservation still held here a new expiry (one script for all of them). */
+  private async refresh(): Promise<void> {
+    if (this.open.size === 0 || !this.ready()) return;
+    const wall = Date.now();
+    const keys: string[] = [];
+    const ids: string[] = [];
+    for (const [id, r] of this.open) {
+      if (wall - r.wall > MAX_HELD_MS) {
+        this.release(id);
+        continue;
+      }
+      for (const c of r.counters) {
+        if (isRolling(c.window)) continue;
+        const [, pz, ph] = this.keysOf(c, r.at);
+        keys.push(pz, ph);
+        ids.push(id);
+      }
+    }
+    if (keys.length) await this.eval(REFRESH_LUA, keys, [wall + this.ttl, this.ttl * 2, ...ids]);
+  }
+
   async close(): Promise<void> {
     this.listeners.clear();
     clearInterval(this.watchdog);
+    if (this.heartbeat !== null) clearInterval(this.heartbeat);
+    this.heartbeat = null;
     this.client.disconnect();
   }
 

@@ -208,3 +208,29 @@ for i = 1, #KEYS do
 end
 return 1
 `;
+
+/**
+ * Keeps reservations of requests still running from expiring (see RedisLimitBackend's
+ * heartbeat): a reservation still pending gets a later expiry (never an earlier one), and its
+ * pending keys a new TTL. A settled or already expired one is left alone.
+ * KEYS: 2 per reservation and counter (pending zset, pending hash). ARGV: expiry (ms epoch),
+ * pending key ttl (ms), then the reservation id of each pair.
+ */
+export const REFRESH_LUA = `
+local pexp = tonumber(ARGV[1])
+local pttl = tonumber(ARGV[2])
+local refreshed = 0
+for i = 1, #KEYS / 2 do
+  local pz, ph, res = KEYS[2*i-1], KEYS[2*i], ARGV[i+2]
+  local cur = redis.call('ZSCORE', pz, res)
+  if cur then
+    if tonumber(cur) < pexp then redis.call('ZADD', pz, 'XX', pexp, res) end
+    if redis.call('PTTL', pz) < pttl then
+      redis.call('PEXPIRE', pz, pttl)
+      redis.call('PEXPIRE', ph, pttl)
+    end
+    refreshed = refreshed + 1
+  end
+end
+return {refreshed}
+`;
