@@ -33,7 +33,13 @@ interface Queued {
 
 export class FailoverLimitBackend implements LimitBackend {
   private state: LimitState;
-  private readonly viaFallback = new Set<string>();
+  /**
+   * Reservations the fallback admitted, with the fallback period they belong to: a drain() (Redis
+   * back) ends the period, and a request of an ended period still running settles on the shared
+   * counters (its reservation was left out of the handover).
+   */
+  private readonly viaFallback = new Map<string, number>();
+  private period = 0;
   private queue: Queued[] = [];
   private lastError: string | null = null;
   private reconciling: Promise<void> | null = null;
@@ -93,12 +99,21 @@ export class FailoverLimitBackend implements LimitBackend {
       throw new GatewayError('unavailable', 'rate limits cannot be checked right now (shared counters unreachable); try again shortly');
     }
     const admission = await this.fallback.reserve(requestId, counters, amounts, now, opts);
-    if (admission.ok) this.viaFallback.add(admission.id);
+    if (admission.ok) this.viaFallback.set(admission.id, this.period);
     return admission;
   }
 
   async settle(reservation: Reservation, actual: Amounts, now: number): Promise<readonly CounterState[]> {
-    if (this.viaFallback.delete(reservation.id)) return this.fallback.settle(reservation, actual, now);
+    const period = this.viaFallback.get(reservation.id);
+    if (period !== undefined) {
+      this.viaFallback.delete(reservation.id);
+      if (period === this.period) return this.fallback.settle(reservation, actual, now);
+      // Admitted by a fallback period that has ended while the request ran: its reservation
+      // was left out of the handover, so its real usage goes to the shared counters now, in the
+      // windows it was admitted in (or to the fallback, should Redis be gone again).
+      await this.charge(reservation.counters, actual, reservation.reservedAt, now);
+      return reservation.states;
+    }
     if (this.state === 'fallback' && this.reconciling) await this.reconciling;
     if (this.state === 'redis') {
       try {
@@ -174,6 +189,7 @@ export class FailoverLimitBackend implements LimitBackend {
         // missed settlements and the fallback's requests (once flushed). Adding them would count twice.
         this.queue = [];
         this.fallback.drain();
+        this.period++;
         this.handover = null;
         this.setState('redis', null);
         return;
@@ -186,6 +202,7 @@ export class FailoverLimitBackend implements LimitBackend {
       // Kept until Redis has taken it: a handover that fails is tried again at the next
       // reconciliation, with whatever the fallback counted meanwhile.
       const drained = this.fallback.drain();
+      this.period++;
       const h = this.handover ?? { fixed: [], rolling: [] };
       h.fixed.push(...drained.fixed);
       h.rolling.push(...drained.rolling);

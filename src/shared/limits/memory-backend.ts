@@ -54,7 +54,7 @@ export interface MemoryLimitOptions {
 export class MemoryLimitBackend implements LimitBackend {
   private readonly states = new Map<string, State>();
   /** Open reservations: per counter, the bucket (rolling) or window start (fixed) it was added to. */
-  private readonly open = new Map<string, { at: number; slots: number[] }>();
+  private readonly open = new Map<string, { at: number; slots: number[]; counters: readonly CounterRef[]; amounts: Amounts }>();
   private readonly ttl: number;
   private sweepAt = 0;
   /**
@@ -104,7 +104,7 @@ export class MemoryLimitBackend implements LimitBackend {
     for (let i = 0; i < n; i++) views[i] = viewOf(counters[i]!, states[i]!, now);
     let id = requestId;
     for (let k = 2; this.open.has(id); k++) id = `${requestId}#${k}`;
-    this.open.set(id, { at: now, slots });
+    this.open.set(id, { at: now, slots, counters, amounts });
     this.sweep(now);
     return {
       ok: true,
@@ -181,22 +181,45 @@ export class MemoryLimitBackend implements LimitBackend {
    * Hands over and forgets what the counters hold, so a fallback period can be added to the
    * shared counters when Redis returns: calendar, total and credit counters past their seed, and
    * the buckets of rolling windows still in their window at `now` (they start empty, so all of
-   * them is this instance's).
+   * them is this instance's). Only settled usage: the worst case reserved by requests still
+   * running is left out (handed over, it would stay on the shared counters for the rest of the
+   * window; their real usage reaches them when they settle, see FailoverLimitBackend), and those
+   * reservations are forgotten too.
    */
   drain(now: number = Date.now()): Drained {
+    // What the requests still running hold, per counter and slot (window start or bucket).
+    const held = new Map<string, Map<number, number>>();
+    for (const r of this.open.values()) {
+      r.counters.forEach((c, i) => {
+        const amount = amountFor(c, r.amounts);
+        if (amount === 0) return;
+        let slots = held.get(c.id);
+        if (!slots) {
+          slots = new Map();
+          held.set(c.id, slots);
+        }
+        slots.set(r.slots[i]!, (slots.get(r.slots[i]!) ?? 0) + amount);
+      });
+    }
     const fixed: Drained['fixed'] = [];
     const rolling: Drained['rolling'] = [];
     for (const s of this.states.values()) {
+      const slots = held.get(s.ref.id);
       if (s.kind === 'fixed') {
-        if (s.used > s.seed) fixed.push({ counter: s.ref, since: s.since, used: s.used - s.seed });
+        const used = s.used - s.seed - (slots?.get(s.since) ?? 0);
+        if (used > 0) fixed.push({ counter: s.ref, since: s.since, used });
         continue;
       }
       const min = Math.max(minBucket(s.ref, now), Math.ceil(s.since / BUCKET_MS[s.ref.window]!));
       const buckets: [number, number][] = [];
-      for (const [idx, amount] of s.buckets) if (idx >= min && amount > 0) buckets.push([idx, amount]);
+      for (const [idx, amount] of s.buckets) {
+        const settled = amount - (slots?.get(idx) ?? 0);
+        if (idx >= min && settled > 0) buckets.push([idx, settled]);
+      }
       if (buckets.length) rolling.push({ counter: s.ref, buckets });
     }
     this.states.clear();
+    this.open.clear();
     return { fixed, rolling };
   }
 
