@@ -4,6 +4,7 @@
 import type { Amounts, CounterRef, Denial, LimitBackend, Reservation } from '../shared/limits/types.js';
 import { counterPlanFor } from '../shared/snapshot/counters.js';
 import type { AuthOk } from '../shared/snapshot/auth.js';
+import { tokenCostMicros } from '../shared/money.js';
 import { costMicros } from '../shared/snapshot/pricing.js';
 import type { Snapshot, SnapshotPrice } from '../shared/snapshot/types.js';
 import { type ChatRequest, type PromptTokens, promptTokens, requestedMaxTokens } from './chat-request.js';
@@ -86,7 +87,10 @@ export async function admit(
   return r.ok ? { ok: true, reservation: r } : { ok: false, denial: r };
 }
 
-/** More room for a stream that outgrew its default cap: the same counters, `tokens` completion tokens only. */
+/**
+ * More room for a stream that outgrew its default cap: the same counters, `tokens` completion
+ * tokens only (no request, so no per-request price: the admission reserved that once).
+ */
 export async function extend(
   limits: LimitBackend,
   requestId: string,
@@ -95,7 +99,7 @@ export async function extend(
   now: number,
   tokens = plan.extensionTokens,
 ): Promise<AdmissionResult> {
-  const amounts = { requests: 0, tokens, cost: costMicros(plan.price, 0, tokens) };
+  const amounts = { requests: 0, tokens, cost: tokenCostMicros(tokens, plan.price.completion) };
   const r = await limits.reserve(requestId, plan.counters, amounts, now, { failureMode });
   return r.ok ? { ok: true, reservation: r } : { ok: false, denial: r };
 }

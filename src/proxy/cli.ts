@@ -4,7 +4,9 @@
 import v8 from 'node:v8';
 import pino from 'pino';
 import { readEnv } from '../shared/config.js';
-import { EXIT, isGatewayError } from '../shared/errors.js';
+import { EXIT, GatewayError, isGatewayError } from '../shared/errors.js';
+import { storeFailure } from '../shared/db/store-errors.js';
+import { maskUrl } from '../shared/db/store.js';
 import type { BundledAssets } from '../shared/db/bundled-assets.js';
 import { loadMasterKey } from '../shared/master-key.js';
 import { versionString } from '../shared/version.js';
@@ -32,6 +34,16 @@ export interface ProxyIO {
  * string stored into them. Copied by the scavenger instead, most die young. bench:ab, closed
  * loop, same build with and without: 1.8% less CPU per JSON request, 5.6% per stream.
  */
+/** The store exists but has no schema yet (no config_version table): a store_unavailable saying what to run. */
+function notInitialised(err: unknown): GatewayError | undefined {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    if (/no such table: config_version|relation "config_version" does not exist/.test(e.message)) {
+      return new GatewayError('store_unavailable', "the store is not initialised: run 'gatewayctl init' (or 'gatewayctl db migrate') first", { cause: err });
+    }
+  }
+  return undefined;
+}
+
 export function tuneProcess(): void {
   v8.setFlagsFromString('--no-allocation-site-pretenuring');
 }
@@ -80,7 +92,10 @@ export async function runCli(argv: readonly string[], io: ProxyIO = processProxy
   let running: RunningProxy;
   try {
     running = await startProxy({ ...config, masterKey, logger, bundled: opts.bundled });
-  } catch (err) {
+  } catch (caught) {
+    // A store that does not answer or cannot be reached is said in one sentence (exit 6), as
+    // gatewayctl says it, not as the SQL of the query that failed; so is one not initialised.
+    const err = storeFailure(caught, { display: maskUrl(config.dbUrl), timeoutMs: config.storeTimeoutMs }) ?? notInitialised(caught) ?? caught;
     const message = err instanceof Error ? err.message : String(err);
     io.stderr.write(`gateway-proxy: cannot start: ${message}\n`);
     if (!isGatewayError(err)) logger.error({ err }, 'start failed');
@@ -89,6 +104,11 @@ export async function runCli(argv: readonly string[], io: ProxyIO = processProxy
   io.stdout.write(`listening on ${running.url}\n`);
   const signal = await new Promise<string>((resolve) => io.onShutdown(resolve));
   logger.info({ signal }, 'shutting down: draining in-flight requests and flushing usage');
-  await running.close();
+  const lost = await running.close();
+  if (lost > 0) {
+    // Said, never silent: the store refused the last usage events to the end of the drain.
+    io.stderr.write(`gateway-proxy: ${lost} usage events could not be written to the store before shutdown (see the log)\n`);
+    return EXIT.unavailable;
+  }
   return EXIT.ok;
 }

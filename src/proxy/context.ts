@@ -38,6 +38,8 @@ export interface HealthReport {
   store: 'ok' | 'unreachable';
   counters: string;
   usage_pending: number;
+  /** false while the usage buffer is full and chat requests are refused (503). */
+  usage_accepting: boolean;
   draining: boolean;
 }
 

@@ -5,6 +5,7 @@ import pino, { type Logger } from 'pino';
 import { readEnv } from '../shared/config.js';
 import type { BundledAssets } from '../shared/db/bundled-assets.js';
 import { openStore, type Store } from '../shared/db/store.js';
+import { storeFailure } from '../shared/db/store-errors.js';
 import { GatewayError, isGatewayError } from '../shared/errors.js';
 import type { LimitBackend } from '../shared/limits/types.js';
 import { loadMasterKey } from '../shared/master-key.js';
@@ -36,8 +37,11 @@ export interface RunningProxy {
   host: string;
   port: number;
   config: ProxyConfig;
-  /** Drains in-flight requests, flushes usage, closes everything. Idempotent. */
-  close(): Promise<void>;
+  /**
+   * Drains in-flight requests, flushes usage, closes everything. Idempotent. Resolves to the
+   * number of usage events that could not be written (the store refused them to the end).
+   */
+  close(): Promise<number>;
 }
 
 /**
@@ -60,6 +64,25 @@ function answersWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
       },
     );
   });
+}
+
+/**
+ * Whether a failed reload means the store is out (fail-closed orgs then get 503), rather than a
+ * configuration it cannot use: a row that does not parse, a key sealed elsewhere. Only errors
+ * that say the store did not answer or could not be reached count (Postgres's, recognised as
+ * gatewayctl recognises them, and SQLite's busy, I/O, open and corruption codes); a corrupt row
+ * used to count as an outage, and one such row turned every fail-closed org away with 503.
+ */
+export function isStoreOutage(err: unknown, timeoutMs: number): boolean {
+  if (isGatewayError(err)) return err.code === 'store_unavailable';
+  if (storeFailure(err, { display: 'store', timeoutMs }) !== undefined) return true;
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && /^SQLITE_(BUSY|LOCKED|IOERR|CANTOPEN|FULL|READONLY|CORRUPT|NOTADB|PROTOCOL)/.test(code)) return true;
+    // Postgres: connection exceptions (08…), operator intervention (57P…), insufficient resources (53…).
+    if (typeof code === 'string' && /^(08|57P|53)/.test(code)) return true;
+  }
+  return false;
 }
 
 export function resolveConfig(options: ProxyOptions, cwd = process.cwd()): ProxyConfig {
@@ -110,7 +133,7 @@ async function assemble(
       if (limits) warmCounters(limits, s, now(), log);
     },
     onError: (err) => {
-      outage = !isGatewayError(err) || err.code === 'store_unavailable';
+      outage = isStoreOutage(err, config.storeTimeoutMs);
       // Polls fail every --poll-interval-ms while the store is out: a warning per 10 s says so.
       const t = Date.now();
       if (t - reloadWarnedAt >= 10_000) {
@@ -131,7 +154,12 @@ async function assemble(
   await warmCounters(limits, holder.current(), now(), log);
   wired = createUsageSink(config, store, log);
   const sink: UsageSink = wired.sink;
-  closers.push(() => sink.close());
+  closers.push(() =>
+    sink.close().catch((err: unknown) => {
+      lostUsage = sink.pending();
+      throw err;
+    }),
+  );
   const pools = createPoolRegistry(config.upstream);
   closers.push(() => pools.close());
   let proxy: ReturnType<typeof createProxyServer> | null = null;
@@ -148,12 +176,16 @@ async function assemble(
     const storeOk = await answersWithin(store.ping(), HEALTH_PING_MS);
     const fresh = h.ageMs < Math.max(5_000, config.pollIntervalMs * 5);
     const countersProblem = wiredLimits.problem();
+    // Not ready while requests are refused because unwritten usage fills the buffer: a load
+    // balancer would keep sending every request to an instance that answers each with 503.
+    const accepting = wired.sink.accepting();
     return {
-      ready: !draining && fresh && storeOk,
+      ready: !draining && fresh && storeOk && accepting,
       snapshot: { version: h.version, age_seconds: h.ageMs / 1000, last_error: h.lastError },
       store: storeOk ? 'ok' : 'unreachable',
       counters: config.redisUrl ? (countersProblem ? `fallback: ${countersProblem}` : 'redis') : 'memory',
       usage_pending: sink.pending(),
+      usage_accepting: accepting,
       draining,
     };
   };
@@ -185,7 +217,8 @@ async function assemble(
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   const url = `http://${host}:${addr.port}`;
   log.info({ url, version: holder.current().version }, 'gateway-proxy listening');
-  let closing: Promise<void> | null = null;
+  let closing: Promise<number> | null = null;
+  let lostUsage = 0;
   const close = () => {
     closing ??= (async () => {
       draining = true;
@@ -199,6 +232,7 @@ async function assemble(
       await stopped;
       for (const c of closers.reverse()) await c().catch((err: unknown) => log.error({ err }, 'error while closing'));
       log.info({ pending: sink.pending() }, 'gateway-proxy stopped');
+      return lostUsage;
     })();
     return closing;
   };

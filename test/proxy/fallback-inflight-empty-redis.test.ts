@@ -37,7 +37,7 @@ afterAll(async () => {
 const M = 'openai/gpt-4o-mini';
 const body = (text: string, maxTokens: number) => hello(M, { max_tokens: maxTokens, messages: [{ role: 'user', content: text }] });
 
-describe('review r3: fallback request in flight while Redis restarts empty', () => {
+describe('fallback request in flight while Redis restarts empty', () => {
   it('the re-seeded shared daily counter equals the stored usage once the in-flight request ends', async () => {
     const { db, gw } = await freshStore('sqlite');
     const proxy = await startProxy({ dbUrl: db, redisUrl: redis.url, port: 0, masterKey: MASTER_KEY, pollIntervalMs: 100, flushIntervalMs: 50 });

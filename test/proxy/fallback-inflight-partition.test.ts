@@ -33,7 +33,7 @@ afterAll(() => fake?.close());
 const M = 'openai/gpt-4o-mini';
 const body = (text: string, maxTokens: number) => hello(M, { max_tokens: maxTokens, messages: [{ role: 'user', content: text }] });
 
-describe('review r3: fallback request in flight across a Redis reconnection', () => {
+describe('fallback request in flight across a Redis reconnection', () => {
   it('the shared daily counter equals the stored usage once the in-flight fallback request ends', async () => {
     const { db, gw } = await freshStore('sqlite');
     const target = new URL(REDIS_URL);

@@ -36,7 +36,7 @@ export async function freshStore(dialect: DialectName = 'sqlite'): Promise<{ db:
 export async function startHarness(opts: { dialect?: DialectName; proxy?: ProxyOptions } = {}): Promise<Harness> {
   const { db, gw } = await freshStore(opts.dialect);
   const proxy = await startProxy({ dbUrl: db, port: 0, masterKey: MASTER_KEY, pollIntervalMs: 100, flushIntervalMs: 50, ...opts.proxy });
-  return { db, gw, proxy, url: proxy.url, close: () => proxy.close() };
+  return { db, gw, proxy, url: proxy.url, close: async () => void (await proxy.close()) };
 }
 
 /** Runs gatewayctl and fails the test with its stderr when it does not exit 0. */

@@ -6,7 +6,7 @@ import { counterPlanFor } from '../../shared/snapshot/counters.js';
 import { priceFor } from '../../shared/snapshot/pricing.js';
 import type { Snapshot, SnapshotOrg, SnapshotPrice } from '../../shared/snapshot/types.js';
 import { MOCK_MODELS } from '../../shared/mock-catalog.js';
-import { usdToMicros } from '../../shared/money.js';
+import { perTokenUsdToMicrosPerM } from '../../shared/money.js';
 import { type AdmissionPlan, admit, admitSync, planAdmission } from '../admission.js';
 import type { AuthOk } from '../../shared/snapshot/auth.js';
 import { type Bill, type Outcome, type Settlement, settle } from '../billing.js';
@@ -60,8 +60,9 @@ export function resolvePrice(snapshot: Snapshot, org: SnapshotOrg, model: string
   if (known && (snapshot.prices.has(model) || org.provider !== 'mock')) return known;
   const mock = org.provider === 'mock' ? MOCK_MODELS.find((m) => m.id === model) : undefined;
   if (mock) {
-    const perM = (usd: string) => usdToMicros(usd) * 1_000_000;
-    return { prompt: perM(mock.pricing.prompt), completion: perM(mock.pricing.completion), request: 0 };
+    // USD a token to micro-dollars a million tokens in one exact step (through whole micro-dollars
+    // a token first, $0.15 a million became $0 and $0.60 became $1).
+    return { prompt: perTokenUsdToMicrosPerM(mock.pricing.prompt), completion: perTokenUsdToMicrosPerM(mock.pricing.completion), request: 0 };
   }
   return known;
 }
@@ -105,8 +106,8 @@ function refuse(deps: ProxyDeps, res: ServerResponse, e: PublicError): void {
 }
 
 export async function handleChat(deps: ProxyDeps, ctx: RequestContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const snapshot = deps.snapshot();
-  const now = deps.now();
+  let snapshot = deps.snapshot();
+  let now = deps.now();
   const a = deps.auth(req, snapshot, now);
   if (!a.ok) {
     // Refused before its body was read: closing beats reading (node would drain any upload,
@@ -114,7 +115,7 @@ export async function handleChat(deps: ProxyDeps, ctx: RequestContext, req: Inco
     if (!req.complete) res.setHeader('connection', 'close');
     return refuse(deps, res, a.error);
   }
-  const { auth } = a;
+  let { auth } = a;
   let raw: Buffer;
   let parsed: ChatRequest;
   try {
@@ -124,6 +125,17 @@ export async function handleChat(deps: ProxyDeps, ctx: RequestContext, req: Inco
     const e = toPublicError(err, ctx.log);
     if (e.status === 413 || e.status === 408) res.setHeader('connection', 'close');
     return refuse(deps, res, e);
+  }
+  // The configuration changed while the body arrived (a slow upload may take up to the request
+  // timeout): the request is judged by the new one, so a key revoked meanwhile is refused, not
+  // served. One comparison when nothing changed.
+  const latest = deps.snapshot();
+  if (latest !== snapshot) {
+    snapshot = latest;
+    now = deps.now();
+    const again = deps.auth(req, snapshot, now);
+    if (!again.ok) return refuse(deps, res, again.error);
+    auth = again.auth;
   }
   if (!modelAllowed(snapshot, auth, parsed.model)) {
     return refuse(deps, res, publicError('model_not_allowed', `Key ${auth.key.id} may not use model '${parsed.model}'.`, { param: 'model' }));

@@ -47,7 +47,12 @@ type Collected = { at: number; amount: number }[];
 export interface MemoryLimitOptions {
   /** Seeds a counter the first time this process sees it (restart safety); rolling windows start empty. */
   seeder?: CounterSeeder;
-  /** Open reservations older than this are forgotten (their amounts stay counted). Default 1 h. */
+  /**
+   * Open reservations older than this are forgotten (their amounts stay counted): a guard against
+   * a reservation never settled, which in one process only a bug leaves. Default a day: a request
+   * still running when its reservation is forgotten keeps its worst case on the counters instead
+   * of its real usage (with 1 h, a stream over an hour was counted 100,014 micro-dollars for 19).
+   */
   reservationTtlMs?: number;
 }
 
@@ -65,7 +70,7 @@ export class MemoryLimitBackend implements LimitBackend {
   private readonly collecting = new Map<string, Set<Collected>>();
 
   constructor(private readonly opts: MemoryLimitOptions = {}) {
-    this.ttl = opts.reservationTtlMs ?? 3_600_000;
+    this.ttl = opts.reservationTtlMs ?? 86_400_000;
   }
 
   reserve(requestId: string, counters: readonly CounterRef[], amounts: Amounts, now: number, opts?: ReserveOptions): Promise<Admission> {
