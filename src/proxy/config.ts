@@ -48,6 +48,13 @@ export interface ProxyConfig {
    * dropped, so a reader that stalls cannot hold an upstream connection (and the pool) forever.
    */
   clientWriteTimeoutMs: number;
+  /**
+   * A client that hangs up after its stream's completion finished (a non-null finish_reason)
+   * but before the upstream's usage chunk: the upstream is read this much longer for its usage
+   * (nothing more is generated then), so the request is billed what the upstream reports, hidden
+   * reasoning included, not the gateway's estimate of the delivered text. 0: abort at once.
+   */
+  disconnectUsageWaitMs: number;
   keepAliveTimeoutMs: number;
   instanceId: string;
   flushIntervalMs: number;
@@ -84,6 +91,7 @@ export function defaultConfig(env: GatewayEnv, cwd = process.cwd()): ProxyConfig
     clientHeadersTimeoutMs: 10_000,
     clientRequestTimeoutMs: 30_000,
     clientWriteTimeoutMs: 30_000,
+    disconnectUsageWaitMs: 2_000,
     keepAliveTimeoutMs: 5_000,
     instanceId: `${hostname()}-${process.pid}`,
     flushIntervalMs: 1_000,
@@ -132,6 +140,7 @@ const OPTIONS: Array<[flag: string, envName: string, set: Setter, help: string]>
   ['client-headers-timeout-ms', 'client_headers_timeout_ms', ms((c, n) => { c.clientHeadersTimeoutMs = n; }, 1), 'slow-client header timeout (10000)'],
   ['client-request-timeout-ms', 'client_request_timeout_ms', ms((c, n) => { c.clientRequestTimeoutMs = n; }, 1, 5_000), 'slow-client body timeout (30000)'],
   ['client-write-timeout-ms', 'client_write_timeout_ms', ms((c, n) => { c.clientWriteTimeoutMs = n; }, 1), 'longest a client may leave an answer unread (30000)'],
+  ['disconnect-usage-wait-ms', 'disconnect_usage_wait_ms', ms((c, n) => { c.disconnectUsageWaitMs = n; }, 0), 'after a client leaves a finished stream, how long to wait for its usage (2000; 0: abort at once)'],
   ['instance-id', 'instance_id', str((c, v) => { c.instanceId = v; }), 'name of this instance in usage events'],
   ['flush-interval-ms', 'flush_interval_ms', ms((c, n) => { c.flushIntervalMs = n; }, 10), 'usage batch interval (1000)'],
   ['poll-interval-ms', 'poll_interval_ms', int((c, n) => { c.pollIntervalMs = n; }, 10, 1000), 'config_version poll, ≤1000 (500)'],

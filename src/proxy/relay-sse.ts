@@ -44,6 +44,12 @@ export interface RelayOptions {
   /** Longest the client may refuse more bytes; then it is dropped (see ProxyConfig.clientWriteTimeoutMs). */
   writeTimeoutMs: number;
   /**
+   * Receives the function to call when the client hangs up: it answers whether the relay goes
+   * on reading the upstream for its usage (the completion has finished, its usage has not come
+   * yet), in which case the caller delays aborting the upstream (ProxyConfig.disconnectUsageWaitMs).
+   */
+  onGone?: (keepReading: () => boolean) => void;
+  /**
    * For an unwatched stream: a watch that takes over once the stream looks like more than its
    * reservation (an upstream ignoring max_tokens). Checked cheaply: only after `afterBytes` raw
    * bytes is `exceeded` asked, and once it says yes the stream is watched event by event.
@@ -109,6 +115,10 @@ export function splitAfterEvents(chunk: Buffer): Buffer[] {
   return out;
 }
 
+/** A chunk with a non-null finish_reason: the completion it belongs to has ended. */
+const FINISHED_RE = /"finish_reason"[ \t\r\n]*:[ \t\r\n]*"/;
+const finished = (chunk: Buffer | null): boolean => chunk?.includes('"finish_reason"') === true && FINISHED_RE.test(chunk.toString('latin1'));
+
 const isTimeout = (err: unknown) =>
   err instanceof Error && 'code' in err && (err.code === 'UND_ERR_BODY_TIMEOUT' || err.code === 'UND_ERR_HEADERS_TIMEOUT');
 
@@ -126,6 +136,16 @@ export async function relaySse(res: ServerResponse, up: UpstreamResponse, opts: 
   const result = (end: StreamEnd): StreamResult => ({ end, state: tap.state, firstByteAt });
   let watch = opts.watch;
   let relayed = 0;
+  // The last two chunks, for the hang-up check below (a keep-alive may follow the finish).
+  let previous: Buffer | null = null;
+  let latest: Buffer | null = null;
+  // The client has gone after the completion finished: the upstream is read for its usage only.
+  let draining = false;
+  opts.onGone?.(() => {
+    if (tap.state.usage !== null || !(finished(latest) || finished(previous))) return false;
+    draining = true;
+    return true;
+  });
   const cut = async (refusal: Refusal) => {
     up.discard();
     await write(res, [Buffer.from(formatSseError(refusal)), Buffer.from(SSE_DONE)], opts.writeTimeoutMs);
@@ -135,6 +155,14 @@ export async function relaySse(res: ServerResponse, up: UpstreamResponse, opts: 
   try {
     for await (const chunk of up.body) {
       if (firstByteAt === null) firstByteAt = performance.now();
+      previous = latest;
+      latest = chunk;
+      if (draining) {
+        // Nothing more goes to the client: the chunks are observed until the usage arrives.
+        tap.push(chunk);
+        if (tap.state.usage !== null) return result({ kind: 'client_gone' });
+        continue;
+      }
       if (!watch) {
         const out = tap.push(chunk);
         // The upstream's last chunk (onComplete usually runs in the same read as its last
@@ -142,7 +170,7 @@ export async function relaySse(res: ServerResponse, up: UpstreamResponse, opts: 
         if (up.ended?.()) return finishStream(res, tap, opts, out, result);
         const wait = send(res, out, opts.writeTimeoutMs);
         if (wait) await wait;
-        if (opts.clientGone()) return result({ kind: 'client_gone' });
+        if (opts.clientGone() && !draining) return result({ kind: 'client_gone' });
         const guard = opts.guard;
         relayed += chunk.length;
         if (guard && relayed > guard.afterBytes && guard.exceeded(tap.state)) {
@@ -157,7 +185,10 @@ export async function relaySse(res: ServerResponse, up: UpstreamResponse, opts: 
       for (const piece of splitAfterEvents(chunk)) {
         const wait = send(res, tap.push(piece), opts.writeTimeoutMs);
         if (wait) await wait;
-        if (opts.clientGone()) return result({ kind: 'client_gone' });
+        if (opts.clientGone()) {
+          if (!draining) return result({ kind: 'client_gone' });
+          continue; // the rest of the chunk is observed, not checked: nothing more is delivered
+        }
         let refusal = watch.check(tap.state);
         if (refusal instanceof Promise) refusal = await refusal;
         if (refusal) return cut(refusal);

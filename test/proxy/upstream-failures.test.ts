@@ -180,6 +180,57 @@ describe('client disconnect', () => {
   });
 });
 
+describe('client disconnect after the completion finished', () => {
+  // The completion (hidden reasoning and all) is done; only the upstream's usage chunk is to
+  // come. A client hanging up now would otherwise be billed the gateway's estimate of the text it
+  // received: 3,012 tokens of reasoning and answer billed as a handful.
+  const finishedThenUsage = (usageDelayMs: number): SseItem[] => [
+    contentChunk('The answer is 42.'),
+    { data: { id: 'gen-x', object: 'chat.completion.chunk', created: 1, model: M, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] } },
+    { data: { id: 'gen-x', object: 'chat.completion.chunk', created: 1, model: M, choices: [], usage: { prompt_tokens: 20, completion_tokens: 3012, total_tokens: 3032 } }, delayMs: usageDelayMs },
+    { raw: 'data: [DONE]\n\n' },
+  ];
+
+  async function hangUpAfterFinish(key: string): Promise<void> {
+    const controller = new AbortController();
+    const res = await request(`${h.url}/v1/chat/completions`, {
+      method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify(stream()), signal: controller.signal,
+    });
+    let received = '';
+    try {
+      for await (const chunk of res.body) {
+        received += chunk.toString();
+        if (received.includes('"finish_reason":"stop"')) controller.abort();
+      }
+    } catch {
+      // aborted on purpose
+    }
+  }
+
+  it('reads on for the usage (up to --disconnect-usage-wait-ms) and bills what the upstream reports', async () => {
+    fake.enqueue({ type: 'sse', items: finishedThenUsage(300) });
+    const k = await createKey(h.gw, 'up');
+    await synced();
+    await hangUpAfterFinish(k.key);
+    const [ev] = await waitForEvents(h.db, k.id, 1);
+    expect(ev).toMatchObject({ status: 499, errorCode: 'aborted', usageSource: 'upstream', completionTokens: 3012, promptTokens: 20 });
+  });
+
+  it('gives up on a usage that does not come within the wait, and bills the estimate', async () => {
+    fake.enqueue({ type: 'sse', items: finishedThenUsage(5_000) });
+    const k = await createKey(h.gw, 'up');
+    await synced();
+    const started = Date.now();
+    await hangUpAfterFinish(k.key);
+    const [seen] = await fake.waitForRequests(1);
+    await expect.poll(() => seen!.clientAborted, { timeout: 4_000 }).toBe(true);
+    const [ev] = await waitForEvents(h.db, k.id, 1);
+    expect(Date.now() - started).toBeLessThan(4_500);
+    expect(ev).toMatchObject({ status: 499, errorCode: 'aborted', usageSource: 'estimated' });
+    expect(ev!.completionTokens).toBeLessThan(100);
+  });
+});
+
 describe('client disconnect on a JSON request', () => {
   it('aborts the upstream request still waiting for its answer and records the request as 499, billing nothing produced', async () => {
     fake.enqueue({ type: 'hang' });

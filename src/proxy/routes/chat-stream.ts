@@ -116,6 +116,7 @@ export async function relayChatStream(call: ChatCall, headers: Record<string, st
     clientGone: call.clientGone,
     watch,
     writeTimeoutMs: deps.config.clientWriteTimeoutMs,
+    onGone: call.onGone,
     guard: plan.capGiven && limited ? capGuard(call) : undefined,
   });
   const endedAt = performance.now();

@@ -33,6 +33,8 @@ export interface ChatCall {
   clientGone: () => boolean;
   outcome: Outcome;
   settled: boolean;
+  /** See RelayOptions.onGone. */
+  onGone: (keepReading: () => boolean) => void;
 }
 
 /**
@@ -180,10 +182,17 @@ async function serve(
   const stream = parsed.stream === true;
   const abort = new ClientAbort();
   let gone = false;
+  // Set by a stream's relay: whether it reads on for the upstream's usage after a hang-up.
+  let keepReading: (() => boolean) | null = null;
+  let abortLater: NodeJS.Timeout | null = null;
   ctx.onClose = () => {
     if (!res.writableFinished) {
       gone = true;
-      abort.abort();
+      const wait = deps.config.disconnectUsageWaitMs;
+      if (wait > 0 && keepReading?.()) {
+        abortLater = setTimeout(() => abort.abort(), wait);
+        abortLater.unref();
+      } else abort.abort();
     }
   };
   // The client may have left while the body was read or the request admitted.
@@ -199,7 +208,12 @@ async function serve(
     reservations: reservation ? [reservation] : [],
   };
   const outcome: Outcome = { status: 200, errorCode: null, reported: null, delivered: false, completionEstimate: 0, cutShort: false, ttfbMs: null, startedAt: ctx.startedAt };
-  const call: ChatCall = { deps, ctx, req, res, auth, parsed, raw, plan, bill, abort, clientGone: () => gone, outcome, settled: false };
+  const call: ChatCall = {
+    deps, ctx, req, res, auth, parsed, raw, plan, bill, abort, clientGone: () => gone, outcome, settled: false,
+    onGone: (fn) => {
+      keepReading = fn;
+    },
+  };
   try {
     if (stream) await relayChatStream(call, rateLimitHeaders(reservation?.states ?? [], deps.now()));
     else await relayChatJson(call);
@@ -216,5 +230,8 @@ async function serve(
       sendPublicError(res, e);
     }
     await finish(call);
+  } finally {
+    // The stream is over: an abort still waiting for a usage has nothing left to stop.
+    if (abortLater !== null) clearTimeout(abortLater);
   }
 }
