@@ -132,8 +132,10 @@ async function assemble(
       log.info({ version: s.version }, 'configuration reloaded');
       if (limits) warmCounters(limits, s, now(), log);
     },
-    onError: (err) => {
-      outage = isStoreOutage(err, config.storeTimeoutMs);
+    onError: (err, stage) => {
+      // The version read failing is an outage whatever the error (a database refusing
+      // connections, a dead host); a failed load only when the error says the store went away.
+      outage = stage === 'version' || isStoreOutage(err, config.storeTimeoutMs);
       // Polls fail every --poll-interval-ms while the store is out: a warning per 10 s says so.
       const t = Date.now();
       if (t - reloadWarnedAt >= 10_000) {

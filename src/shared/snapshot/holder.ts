@@ -15,8 +15,12 @@ export interface SnapshotHolderOptions {
   /** LISTEN for pushes on Postgres (default true). */
   listen?: boolean;
   onReload?: (snapshot: Snapshot) => void;
-  /** A version check or reload failed; the last good snapshot stays in use. */
-  onError?: (err: unknown) => void;
+  /**
+   * A version check or reload failed; the last good snapshot stays in use. `stage` says where:
+   * reading config_version (the store did not answer the simplest query: an outage), loading the
+   * configuration (the store answered, or stopped answering midway), or listening for pushes.
+   */
+  onError?: (err: unknown, stage: 'version' | 'load' | 'listen') => void;
   now?: () => number;
 }
 
@@ -98,6 +102,7 @@ export class SnapshotHolder {
 
   private async check(force: boolean): Promise<void> {
     const { store, masterKey } = this.opts;
+    let stage: 'version' | 'load' = 'version';
     try {
       let row: { version: number | string } | undefined;
       try {
@@ -110,6 +115,7 @@ export class SnapshotHolder {
         throw err;
       }
       const version = Number(row?.version ?? 0);
+      stage = 'load';
       if (force || version !== this.snapshot.version) {
         const next = await loadSnapshot(store, masterKey);
         if (this.closed) return;
@@ -123,7 +129,7 @@ export class SnapshotHolder {
     } catch (err) {
       this.lastError = err instanceof Error ? err.message : String(err);
       this.lastErrorAt = this.now();
-      this.opts.onError?.(err);
+      this.opts.onError?.(err, stage);
     }
   }
 
@@ -140,7 +146,7 @@ export class SnapshotHolder {
       else this.listener = client;
     } catch (err) {
       // Polling still covers every change; a later successful poll retries the LISTEN.
-      this.opts.onError?.(err);
+      this.opts.onError?.(err, 'listen');
     } finally {
       this.connecting = false;
     }
