@@ -77,9 +77,10 @@ function endsWithEvent(buf: Buffer): boolean {
 /** null keeps the event's bytes as they are, '' drops it, any other string replaces it. */
 function rewriteEvent(event: SseEvent, includeUsage: boolean): string | null {
   // The observer, when there is one, has already looked for the keys (and parsed a usage event).
-  const usageKey = event.usageKey ?? event.data.includes('"usage"');
   const errorKey = event.errorKey ?? event.data.includes('"error"');
-  if (!usageKey && !errorKey) return null;
+  // "usage": null (on every chunk of an OpenAI stream that asked for usage) needs no parse.
+  const hasUsage = (event.usageKey ?? event.data.includes('"usage"')) && NON_NULL_USAGE_RE.test(dataBytes(event));
+  if (!hasUsage && !errorKey) return null;
   const json = eventJson(event);
   if (!isRecord(json)) return null;
   let parsed = json;
@@ -89,7 +90,7 @@ function rewriteEvent(event: SseEvent, includeUsage: boolean): string | null {
   const shaped = errorKey && parsed.error != null ? openAiStreamError(parsed.error) : null;
   if (shaped) parsed = { ...parsed, error: shaped };
   const keep = shaped ? formatSseData(parsed) : null;
-  if (!usageKey || !NON_NULL_USAGE_RE.test(dataBytes(event)) || !isRecord(parsed.usage)) return keep;
+  if (!hasUsage || !isRecord(parsed.usage)) return keep;
   const error = parsed.error;
   const choices = Array.isArray(parsed.choices) ? parsed.choices : [];
   const informative = error != null || choices.some((c) => !isEmptyChoice(c));
@@ -105,22 +106,27 @@ function rewriteEvent(event: SseEvent, includeUsage: boolean): string | null {
 
 /**
  * An upstream's in-band stream error in OpenAI's shape ({message, type, param, code}, code a
- * string), or null when it already is one. The message is the upstream's (an in-band error is
- * written for the client: OpenRouter masks its 5xx messages itself); the code is the upstream's
- * string code or OpenRouter's metadata.error_type; the status decides the type, as for the
- * upstream's error answers (errors.ts).
+ * string or null), or null when it already is one. What the upstream gave is kept (a string
+ * message, type, code or param: an in-band error is written for the client, and OpenRouter masks
+ * its 5xx messages itself); only what is missing or not a string is filled in: the code from
+ * OpenRouter's metadata.error_type, the type from the status as for error answers (errors.ts).
  */
 function openAiStreamError(e: unknown): Record<string, unknown> | null {
-  if (isRecord(e) && typeof e.message === 'string' && typeof e.type === 'string' && (typeof e.code === 'string' || e.code === null) && (typeof e.param === 'string' || e.param === null)) {
+  const r = isRecord(e) ? e : { message: typeof e === 'string' ? e : undefined };
+  const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
+  if (str(r.message) !== undefined && str(r.type) !== undefined && (str(r.code) !== undefined || r.code === null) && (str(r.param) !== undefined || r.param === null)) {
     return null;
   }
-  const r = isRecord(e) ? e : { message: typeof e === 'string' ? e : undefined };
   const metadata = isRecord(r.metadata) ? r.metadata : undefined;
   const status = typeof r.code === 'number' && r.code >= 400 && r.code <= 599 ? r.code : 502;
-  const code = typeof r.code === 'string' ? r.code : typeof metadata?.error_type === 'string' ? metadata.error_type : undefined;
-  const mapped = upstreamError(status, JSON.stringify({ error: { code, param: r.param } }), {}).body.error;
-  mapped.message = typeof r.message === 'string' && r.message !== '' ? r.message.slice(0, 1000) : 'The upstream failed in the middle of the stream.';
-  return mapped as unknown as Record<string, unknown>;
+  const derived = upstreamError(status, '{}', {}).body.error;
+  const message = str(r.message);
+  return {
+    message: message !== undefined && message !== '' ? message.slice(0, 1000) : 'The upstream failed in the middle of the stream.',
+    type: str(r.type) ?? derived.type,
+    param: str(r.param) ?? null,
+    code: str(r.code) ?? str(metadata?.error_type) ?? derived.code,
+  };
 }
 
 /** A choice that tells the client nothing (OpenRouter's usage carrier: empty delta, no finish). */

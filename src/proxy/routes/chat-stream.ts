@@ -90,6 +90,8 @@ function capGuard(call: ChatCall): NonNullable<RelayOptions['guard']> {
   };
 }
 
+const NEVER = () => false;
+
 export async function relayChatStream(call: ChatCall, headers: Record<string, string>): Promise<void> {
   const { deps, ctx, res, outcome, plan } = call;
   const sentAt = performance.now();
@@ -116,9 +118,13 @@ export async function relayChatStream(call: ChatCall, headers: Record<string, st
     clientGone: call.clientGone,
     watch,
     writeTimeoutMs: deps.config.clientWriteTimeoutMs,
-    onGone: call.onGone,
+    // One choice only: with n > 1, a finish_reason ends one choice, not the completion.
+    onGone: (call.parsed.n ?? 1) === 1 ? call.onGone : undefined,
     guard: plan.capGiven && limited ? capGuard(call) : undefined,
   });
+  // The relay is over: a hang-up from now on has no stream to read on (its write may still be
+  // flushing when the socket closes).
+  call.onGone(NEVER);
   const endedAt = performance.now();
   outcome.reported = reported(r.state.usage);
   outcome.cutShort = r.end.kind !== 'complete';

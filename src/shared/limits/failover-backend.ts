@@ -218,6 +218,7 @@ export class FailoverLimitBackend implements LimitBackend {
   }
 
   private enqueue(q: Queued): void {
+    this.redis.release(q.reservation.id); // replayed or dropped, it is no longer refreshed
     this.queue.push(q);
     const max = this.opts.maxQueued ?? 100_000;
     if (this.queue.length > max) {

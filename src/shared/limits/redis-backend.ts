@@ -305,7 +305,13 @@ export class RedisLimitBackend implements LimitBackend {
     }
   }
 
-  private release(id: string): void {
+  /**
+   * Stops refreshing a reservation (its request is over): called by settle(), and by the
+   * failover backend when it keeps a settlement for later, so that a settlement it must drop
+   * (its queue full, or Redis back empty) leaves the reservation to expire as a crashed
+   * instance's would, not refreshed for a day.
+   */
+  release(id: string): void {
     if (!this.open.delete(id) || this.open.size > 0 || this.heartbeat === null) return;
     clearInterval(this.heartbeat);
     this.heartbeat = null;

@@ -242,8 +242,11 @@ export async function deleteKey(ctx: ServiceContext, ref: string): Promise<ApiKe
     // with the key gone, its requests would drop out of their quotas and budgets (at once in
     // gatewayctl, and in a restarted proxy's counters). Such a key is revoked, not deleted.
     if (key.parentId !== null) {
-      const used = await tx.select({ id: t.usageEvents.requestId }).from(t.usageEvents).where(eq(t.usageEvents.keyId, key.id)).limit(1);
-      if (used.length > 0) {
+      // Raw events, or the daily rollups they leave behind once pruned.
+      const used =
+        (await tx.select({ id: t.usageEvents.requestId }).from(t.usageEvents).where(eq(t.usageEvents.keyId, key.id)).limit(1)).length > 0 ||
+        (await tx.select({ day: t.usageDaily.day }).from(t.usageDaily).where(eq(t.usageDaily.keyId, key.id)).limit(1)).length > 0;
+      if (used) {
         throw conflict(`key ${key.id} has recorded usage, which counts against the limits of its parent key ${key.parentId}: revoke it instead (gatewayctl keys revoke ${key.id})`);
       }
     }
