@@ -100,7 +100,7 @@ export function createMetrics(sources: GaugeSources): ProxyMetrics {
   gauge('gateway_in_flight_requests', 'Requests being served.', sources.inFlight);
   gauge('gateway_usage_events_pending', 'Usage events buffered, not yet in the store.', sources.usagePending);
   gauge('gateway_snapshot_version', 'config_version of the snapshot in use.', sources.snapshotVersion);
-  gauge('gateway_snapshot_age_seconds', 'Seconds since the snapshot in use was loaded.', sources.snapshotAgeSeconds);
+  gauge('gateway_snapshot_age_seconds', 'Seconds since the configuration was last checked against the store (reloaded or found current); it grows while reloads fail.', sources.snapshotAgeSeconds);
   gauge('gateway_limit_counters_fallback', '1 while the shared counters (Redis) are unreachable and failure modes apply, else 0.', sources.countersFallback);
 
   // One pending sum per label set, flushed into prom-client before every render. Found by the
