@@ -198,7 +198,10 @@ export async function updateKey(ctx: ServiceContext, ref: string, input: KeyInpu
       changed.push('status');
     }
     if (input.user !== undefined) {
-      patch.userId = input.user === null ? null : (await requireUser(tx, ctx, input.user)).id;
+      const user = input.user === null ? null : await requireUser(tx, ctx, input.user);
+      // As keys create: a key of one org spending another org's user limits is refused.
+      if (user?.orgId && user.orgId !== key.orgId) throw usageError(`user '${user.username}' belongs to another org`, 'user');
+      patch.userId = user === null ? null : user.id;
       changed.push('user');
     }
     const specs = input.limits ?? [];
