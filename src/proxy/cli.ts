@@ -105,6 +105,12 @@ export async function runCli(argv: readonly string[], io: ProxyIO = processProxy
   const signal = await new Promise<string>((resolve) => io.onShutdown(resolve));
   logger.info({ signal }, 'shutting down: draining in-flight requests and flushing usage');
   const lost = await running.close();
+  const spilled = running.spilled();
+  if (spilled) {
+    io.stderr.write(
+      `gateway-proxy: the store refused the last ${spilled.events} usage events; they are saved in ${spilled.path} and written to the store when gateway-proxy next starts\n`,
+    );
+  }
   if (lost > 0) {
     // Said, never silent: the store refused the last usage events to the end of the drain.
     io.stderr.write(`gateway-proxy: ${lost} usage events could not be written to the store before shutdown (see the log)\n`);

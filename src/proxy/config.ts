@@ -2,7 +2,7 @@
 // every problem reported together before the port opens (STYLE §10).
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
-import { defaultDbUrl, type GatewayEnv, masterKeyFile } from '../shared/config.js';
+import { dataDir, defaultDbUrl, type GatewayEnv, masterKeyFile } from '../shared/config.js';
 import { parseCidr } from '../shared/ip-rules.js';
 
 export interface UpstreamTimeouts {
@@ -61,6 +61,15 @@ export interface ProxyConfig {
   pollIntervalMs: number;
   /** Usage events held while the store is unreachable before new requests are refused. */
   usageBufferMax: number;
+  /**
+   * Where usage events the store still refuses at the end of a shutdown are saved, to be written
+   * at the next start (null: nowhere, and they are lost, with exit code 6). '' (the default):
+   * a folder next to a SQLite store's file (`<file>.usage-spill`), `<dataDir>/usage-spill` for
+   * Postgres.
+   */
+  usageSpillDir: string | null;
+  /** The data folder (GATEWAY_DATA_DIR, default ./.gateway). */
+  dataDir: string;
   /** SQLite usage batches: on a writer thread, or on the event loop. */
   usageWriter: 'thread' | 'inline';
   shutdownTimeoutMs: number;
@@ -97,6 +106,8 @@ export function defaultConfig(env: GatewayEnv, cwd = process.cwd()): ProxyConfig
     flushIntervalMs: 1_000,
     pollIntervalMs: 500,
     usageBufferMax: 100_000,
+    usageSpillDir: '',
+    dataDir: dataDir(env, cwd),
     usageWriter: 'inline',
     shutdownTimeoutMs: 30_000,
     storeTimeoutMs: 10_000,
@@ -145,6 +156,7 @@ const OPTIONS: Array<[flag: string, envName: string, set: Setter, help: string]>
   ['flush-interval-ms', 'flush_interval_ms', ms((c, n) => { c.flushIntervalMs = n; }, 10), 'usage batch interval (1000)'],
   ['poll-interval-ms', 'poll_interval_ms', int((c, n) => { c.pollIntervalMs = n; }, 10, 1000), 'config_version poll, ≤1000 (500)'],
   ['usage-buffer-max', 'usage_buffer_max', int((c, n) => { c.usageBufferMax = n; }, 1), 'usage events held while the store is down (100000)'],
+  ['usage-spill-dir', 'usage_spill_dir', str((c, v) => { c.usageSpillDir = v === 'none' ? null : v; }), "where usage the store refuses at shutdown is kept for the next start ('none': nowhere) (<SQLite file>.usage-spill, or <data dir>/usage-spill)"],
   ['usage-writer', 'usage_writer', oneOf(['thread', 'inline'] as const, (c, v) => { c.usageWriter = v; }), "SQLite usage writes: 'inline' or 'thread' (inline)"],
   ['store-timeout-ms', 'store_timeout_ms', ms((c, n) => { c.storeTimeoutMs = n; }, 100, 1_000), 'Postgres: longest statement, or wait for an answer (10000)'],
   ['shutdown-timeout-ms', 'shutdown_timeout_ms', ms((c, n) => { c.shutdownTimeoutMs = n; }, 0), 'drain time on SIGTERM (30000)'],

@@ -10,6 +10,7 @@ import { GatewayError, isGatewayError } from '../shared/errors.js';
 import type { LimitBackend } from '../shared/limits/types.js';
 import { loadMasterKey } from '../shared/master-key.js';
 import { SnapshotHolder } from '../shared/snapshot/holder.js';
+import { writeSpill } from '../shared/usage/spill.js';
 import type { UsageSink } from '../shared/usage/types.js';
 import { createAuthStep } from './auth-step.js';
 import { checkConfig, defaultConfig, type ProxyConfig, type UpstreamTimeouts } from './config.js';
@@ -18,6 +19,7 @@ import { createLimitBackend, warmCounters } from './limits-wiring.js';
 import { createMetrics } from './metrics.js';
 import { createProxyServer } from './server.js';
 import { createUsageSink } from './sink-wiring.js';
+import { replaySpilled, spillDirOf, spillDirProblem, storeIdentity } from './spill-wiring.js';
 import { createUpstreams } from './upstream/index.js';
 import { createPoolRegistry } from './upstream/pools.js';
 import { RecentCharges } from './usage-view.js';
@@ -39,9 +41,12 @@ export interface RunningProxy {
   config: ProxyConfig;
   /**
    * Drains in-flight requests, flushes usage, closes everything. Idempotent. Resolves to the
-   * number of usage events that could not be written (the store refused them to the end).
+   * number of usage events lost: the store refused them to the end and they could not be saved
+   * to the spill folder either (those saved there are written at the next start; see spilled()).
    */
   close(): Promise<number>;
+  /** After close(): the spill file the store's refused usage events were saved to, if any. */
+  spilled(): { path: string; events: number } | null;
 }
 
 /**
@@ -118,6 +123,12 @@ async function assemble(
   now: () => number,
   closers: Array<() => Promise<unknown>>,
 ): Promise<RunningProxy> {
+  // Usage events an earlier shutdown could not write: into the store before anything reads it.
+  const spillDir = spillDirOf(config);
+  const identity = storeIdentity(config.dbUrl);
+  const spillProblem = spillDir ? spillDirProblem(spillDir) : null;
+  if (spillProblem) throw new GatewayError('usage_error', `the usage spill folder (--usage-spill-dir) cannot be used: ${spillProblem}`);
+  if (spillDir) await replaySpilled(store, spillDir, identity, log, config.storeTimeoutMs);
   let limits: LimitBackend | null = null;
   // A reload can fail because the store is down (fail-closed orgs then get 503) or because the
   // configuration cannot be used (e.g. a key sealed elsewhere): only the first is an outage.
@@ -155,10 +166,24 @@ async function assemble(
   closers.push(() => limits!.close());
   await warmCounters(limits, holder.current(), now(), log);
   wired = createUsageSink(config, store, log);
+  let lostUsage = 0;
+  let spilled: { path: string; events: number } | null = null;
   const sink: UsageSink = wired.sink;
   closers.push(() =>
     sink.close().catch((err: unknown) => {
-      lostUsage = sink.pending();
+      // The store refused them to the end: saved for the next start if there is a spill folder.
+      const left = wired!.sink.unwritten();
+      if (left.length > 0 && spillDir) {
+        try {
+          const path = writeSpill(spillDir, identity, config.instanceId, left);
+          spilled = { path, events: left.length };
+          log.warn({ err, file: path, events: left.length }, 'the store refused the last usage events: saved to a spill file, written to the store at the next start');
+          return;
+        } catch (spillErr) {
+          log.error({ err: spillErr, dir: spillDir }, 'the usage events the store refused could not be saved to the spill folder either');
+        }
+      }
+      lostUsage = left.length;
       throw err;
     }),
   );
@@ -220,7 +245,6 @@ async function assemble(
   const url = `http://${host}:${addr.port}`;
   log.info({ url, version: holder.current().version }, 'gateway-proxy listening');
   let closing: Promise<number> | null = null;
-  let lostUsage = 0;
   const close = () => {
     closing ??= (async () => {
       draining = true;
@@ -238,5 +262,5 @@ async function assemble(
     })();
     return closing;
   };
-  return { url, host: addr.address, port: addr.port, config, close };
+  return { url, host: addr.address, port: addr.port, config, close, spilled: () => spilled };
 }

@@ -1,5 +1,5 @@
 // Regression test from the review of 2026-12-07: what the comment below describes was a bug, fixed then.
-// SIGTERM while the store refuses writes. The sink gives up after the shutdown
+// SIGTERM while the store refuses writes, without a spill folder (usage-spill.test.ts has the spill). The sink gives up after the shutdown
 // timeout and its usage events are dropped (logged), yet runCli resolves EXIT.ok: the process
 // exits 0 as after a clean flush ("SIGTERM ... flushes usage and exits 0"; DESIGN §5 "nothing is
 // lost on SIGTERM"), so a supervisor or deploy script cannot tell billing data was lost.
@@ -30,7 +30,7 @@ describe('SIGTERM while the store refuses writes', () => {
         trigger = fn;
       },
     };
-    const exit = runCli(['--port', '0', '--db', db, '--log-level', 'error', '--shutdown-timeout-ms', '1000', '--usage-writer', 'inline'], io as never);
+    const exit = runCli(['--port', '0', '--db', db, '--log-level', 'error', '--shutdown-timeout-ms', '1000', '--usage-writer', 'inline', '--usage-spill-dir', 'none'], io as never);
     await listening;
     await synced();
     // Another connection holds SQLite's write lock for the rest of the test: every usage write is refused.

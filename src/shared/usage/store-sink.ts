@@ -211,6 +211,11 @@ export class StoreUsageSink implements UsageSink {
     return this.buffer.length;
   }
 
+  /** The records not in the store yet, oldest first (a copy): what a close() that failed leaves. */
+  unwritten(): UsageRecord[] {
+    return this.buffer.slice();
+  }
+
   /**
    * Writes everything buffered now, short of a standing hold's cut (see hold(): those records
    * are written once it is released, or by close()); rejects with store_unavailable if the
