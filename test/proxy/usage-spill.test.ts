@@ -11,7 +11,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { runCli } from '../../src/proxy/cli.js';
 import { type RunningProxy, startProxy } from '../../src/proxy/main.js';
 import { openStore } from '../../src/shared/db/store.js';
-import { call, chat, createKey, createOrg, freshStore, hello, MASTER_KEY, MASTER_KEY_HEX, storedEvents, synced } from './harness.js';
+import { storeIdentity } from '../../src/proxy/spill-wiring.js';
+import { writeSpill } from '../../src/shared/usage/spill.js';
+import { call, chat, createKey, createOrg, freshStore, hello, MASTER_KEY, MASTER_KEY_HEX, ok, storedEvents, synced } from './harness.js';
 
 const M = 'mock/gpt-4o-mini';
 
@@ -257,4 +259,29 @@ describe('usage the store refuses at shutdown', () => {
     expect(await storedEvents(a.db, k.id)).toHaveLength(2);
     expect(existsSync(join(shared, name!))).toBe(false);
   });
+
+  it('is replayed into a Postgres store as into SQLite (rollups, credit charges and all)', async () => {
+    const { db, gw } = await freshStore('postgres');
+    await createOrg(gw, 'o', ['--provider', 'mock', '--failure-mode', 'open']);
+    const k = await createKey(gw, 'o');
+    await ok(gw, ['credits', 'add', `key:${k.id}`, '5']);
+    // What a Postgres instance would have spilled: two requests of this key, one charged to its credit.
+    const base = { orgId: k.org_id, userId: null, keyId: k.id, ancestorKeyIds: [], model: M, provider: 'mock', status: 200, errorCode: null, latencyMs: 12.5, ttfbMs: null, stream: false, usageSource: 'upstream' as const };
+    const records = [
+      { ...base, requestId: 'req_spill_pg_1', ts: Date.now() - 1000, promptTokens: 10, completionTokens: 5, totalTokens: 15, costMicros: 40, creditScopes: [`key:${k.id}`] },
+      { ...base, requestId: 'req_spill_pg_2', ts: Date.now(), promptTokens: 20, completionTokens: 7, totalTokens: 27, costMicros: 60, creditScopes: [`key:${k.id}`] },
+    ];
+    const dir = mkdtempSync(join(tmpdir(), 'gw-spill-'));
+    writeSpill(dir, storeIdentity(db), 'pg-1', records);
+    const proxy = await startProxy({ dbUrl: db, port: 0, masterKey: MASTER_KEY, pollIntervalMs: 100, usageSpillDir: dir });
+    running.push(proxy);
+    const events = await storedEvents(db, k.id);
+    expect(events.map((e) => e.requestId).sort()).toEqual(['req_spill_pg_1', 'req_spill_pg_2']);
+    expect(readdirSync(dir)).toEqual([]);
+    const usage = (await call(proxy.url, '/v1/usage', { key: k.key })).json<{ credits: { scope: string; balance_usd: number }[] }>();
+    expect(JSON.stringify(usage)).toContain('4.9999');
+    const report = (await ok(gw, ['usage', 'summary', '--org', 'o'])) as unknown;
+    expect(JSON.stringify(report)).toMatch(/"requests":2/);
+  });
 });
+
