@@ -88,8 +88,10 @@ export async function admit(
 }
 
 /**
- * More room for a stream that outgrew its default cap: the same counters, `tokens` completion
- * tokens only (no request, so no per-request price: the admission reserved that once).
+ * More room for a stream that outgrew its default cap: `tokens` completion tokens only (no
+ * request, so no per-request price: the admission reserved that once), on `counters`: the
+ * plan's, or those of the configuration current now if it changed since the admission (see
+ * quotaWatch in routes/chat-stream.ts). None: granted, nothing reserved.
  */
 export async function extend(
   limits: LimitBackend,
@@ -98,8 +100,10 @@ export async function extend(
   failureMode: 'closed' | 'open',
   now: number,
   tokens = plan.extensionTokens,
+  counters: readonly CounterRef[] = plan.counters,
 ): Promise<AdmissionResult> {
+  if (counters.length === 0) return NOTHING_RESERVED;
   const amounts = { requests: 0, tokens, cost: tokenCostMicros(tokens, plan.price.completion) };
-  const r = await limits.reserve(requestId, plan.counters, amounts, now, { failureMode });
+  const r = await limits.reserve(requestId, counters, amounts, now, { failureMode });
   return r.ok ? { ok: true, reservation: r } : { ok: false, denial: r };
 }

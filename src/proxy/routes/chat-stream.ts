@@ -1,5 +1,6 @@
 // The streaming half of chat completions: relay SSE as it arrives, watch a stream without
 // max_tokens against its reservation, and settle on whatever ended the stream.
+import { buildCounters } from '../../shared/snapshot/counters.js';
 import { extend } from '../admission.js';
 import type { ReportedUsage } from '../billing.js';
 import { completionTokenEstimate, deliveredTokenBound } from '../chat-request.js';
@@ -44,7 +45,16 @@ function quotaWatch(call: ChatCall): StreamWatch {
   const grow = async (bound: number): Promise<Refusal | null> => {
     const more = Math.ceil((bound - reservedCompletion) / step) * step;
     try {
-      const r = await extend(deps.limits, `${ctx.id}:x${++extensions}`, plan, auth.org.failureMode, deps.now(), more);
+      // The room is asked of the limits as they are now: a reload since the admission may have
+      // reset a quota, raised, lowered or removed a limit, or granted credits. On the admission's
+      // counters a removed or reset limit was rebuilt from the store (the memory backend) or
+      // found as it was (Redis) and cut the stream, a raised one cut it at its old max, and a
+      // lowered one let it grow past the new. The extension is released at settlement, which
+      // charges the real usage as before.
+      const current = deps.snapshot();
+      const now = deps.now();
+      const counters = current === plan.snapshot ? plan.counters : buildCounters(current, auth, call.parsed.model, now);
+      const r = await extend(deps.limits, `${ctx.id}:x${++extensions}`, plan, auth.org.failureMode, now, more, counters);
       if (r.ok) {
         if (r.reservation) bill.reservations.push(r.reservation);
         reservedCompletion += more;

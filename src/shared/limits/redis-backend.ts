@@ -222,7 +222,11 @@ export class RedisLimitBackend implements LimitBackend {
         rollingArgs.push(idx, used, rollingTtl(c));
         continue;
       }
-      const item: Charged = { counter: c, since: effectiveSince(c.window, c.since, at), used };
+      const since = effectiveSince(c.window, c.since, at);
+      // Admitted before the counter's quota reset: the store dates the request before it too
+      // (its event is dated at admission), so the new window does not count it (as in memory).
+      if (at < since) continue;
+      const item: Charged = { counter: c, since, used };
       // Being seeded by this process: added once its seed is in (see seed()).
       const lists = this.collecting.get(c.id);
       if (lists) for (const list of lists) list.push(item);
