@@ -145,14 +145,21 @@ export function createMetrics(sources: GaugeSources): ProxyMetrics {
   // Present (at 0) from the start, as before any request.
   const promptTokens = pendingOf(tokens, { kind: 'prompt' });
   const completionTokens = pendingOf(tokens, { kind: 'completion' });
+  // The cost is summed in whole micro-dollars and rendered as total / 1e6: adding each scrape's
+  // share in dollars (a float) drifted from the store's exact total (ten $0.10 requests, scraped
+  // after each, showed 0.9999999999999999).
   let costMicros = 0;
+  let costRendered = 0;
   const flush = () => {
     for (const p of all) {
       if (p.value > 0) p.child.inc(p.value);
       p.value = 0;
     }
-    if (costMicros > 0) cost.inc(costMicros / 1e6);
-    costMicros = 0;
+    if (costMicros !== costRendered) {
+      cost.reset();
+      cost.inc(costMicros / 1e6);
+      costRendered = costMicros;
+    }
   };
 
   return {

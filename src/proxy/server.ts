@@ -197,7 +197,9 @@ export function createProxyServer(deps: ProxyDeps): ProxyServer {
         try {
           ctx.onClose?.();
         } finally {
-          metrics.request(route ?? 'unknown', res.statusCode);
+          // No answer started (the client left first): 499, as its usage event says, not the
+          // 200 that statusCode holds until a status is set.
+          metrics.request(route ?? 'unknown', res.headersSent ? res.statusCode : 499);
         }
       });
       if (draining) {

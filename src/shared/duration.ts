@@ -17,9 +17,18 @@ export function parseDuration(text: string, param = 'duration'): number {
   return Number(m[1]) * UNIT_MS[m[2]!]!;
 }
 
+// ISO-8601 only: a date (2026-12-31), or a date and time with an optional zone. `new Date()`
+// alone also takes V8's legacy forms, so a duration typed without its unit was misread as a
+// year ('90' became 1990, '7' 2001) and `usage summary --since 90` reported all time.
+const ISO_RE = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/i;
+
 export function parseTimestamp(text: string, param = 'time'): Date {
-  const d = new Date(text);
-  if (Number.isNaN(d.getTime())) throw usageError(`invalid ${param} '${text}': use an ISO-8601 date such as 2026-12-31T00:00:00Z`, param);
+  const t = text.trim();
+  const d = ISO_RE.test(t) ? new Date(t) : new Date(Number.NaN);
+  if (Number.isNaN(d.getTime())) {
+    const hint = /^\d+$/.test(t) ? ` (a duration needs its unit: ${t}d for ${t} days)` : '';
+    throw usageError(`invalid ${param} '${text}': use a duration such as 30d or an ISO-8601 date such as 2026-12-31T00:00:00Z${hint}`, param);
+  }
   return d;
 }
 
