@@ -2,6 +2,7 @@
 // events of one key, a constant-memory iterator for exports, and pruning of raw events.
 import { and, asc, desc, eq, gt, gte, lt, or, type SQL, sql } from 'drizzle-orm';
 import type { UsageEvent } from '../db/schema.js';
+import type { Db } from '../db/store.js';
 import { usageError } from '../errors.js';
 import type { ServiceContext } from './context.js';
 import { recordChange } from './audit.js';
@@ -17,7 +18,7 @@ import {
   type UsageFilter,
   ZERO_TOTALS,
 } from './usage-totals.js';
-import { startOfUtcDay, utcDay } from './usage-windows.js';
+import { DAY_MS, startOfUtcDay, startOfUtcMonth, utcDay } from './usage-windows.js';
 
 export const SUMMARY_GROUPS = ['day', 'model', 'key', 'user'] as const;
 export type SummaryGroup = (typeof SUMMARY_GROUPS)[number];
@@ -154,10 +155,54 @@ export async function* iterateUsageEvents(
   }
 }
 
-export async function countEventsBefore(ctx: ServiceContext, before: Date): Promise<number> {
+/**
+ * The UTC days before `before` whose raw events a quota reset still reads, as day starts (ms):
+ * a counter restarted by a reset counts the rest of the reset's day from raw events (the day's
+ * rollup also holds what came before the reset; see splitRange in usage-totals.ts) and the whole
+ * days after it from the rollups. So the day of a month reset this month, and of any total-window
+ * or every-window reset, must keep its raw events. Day resets of earlier days and rolling windows
+ * no longer read them.
+ */
+async function daysResetsRead(ctx: ServiceContext, db: Db, before: Date): Promise<number[]> {
+  const { t } = ctx.store;
+  const rows = await db.select({ window: t.limitResets.window, resetAt: t.limitResets.resetAt }).from(t.limitResets).where(lt(t.limitResets.resetAt, before));
+  const month = startOfUtcMonth(ctx.now()).getTime();
+  const days = new Set<number>();
+  for (const r of rows) {
+    const at = r.resetAt.getTime();
+    if (r.window === 'total' || r.window === 'all' || (r.window === 'month' && at >= month)) days.add(startOfUtcDay(r.resetAt).getTime());
+  }
+  return [...days].sort((a, b) => a - b);
+}
+
+/** The ranges [from, to) of raw events a prune before `before` deletes: all before it, but the days quota resets read. */
+async function pruneRanges(ctx: ServiceContext, db: Db, before: Date): Promise<{ ranges: Array<[Date | null, Date]>; keptDays: string[] }> {
+  const kept = await daysResetsRead(ctx, db, before);
+  const ranges: Array<[Date | null, Date]> = [];
+  let from: Date | null = null;
+  for (const day of kept) {
+    const start = new Date(day);
+    if (from === null || start > from) ranges.push([from, start]);
+    from = new Date(day + DAY_MS);
+  }
+  if (from === null || before > from) ranges.push([from, before]);
+  return { ranges, keptDays: kept.map((d) => utcDay(new Date(d))) };
+}
+
+function inRange(t: ServiceContext['store']['t'], [from, to]: [Date | null, Date]): SQL {
+  return from === null ? lt(t.usageEvents.ts, to) : and(gte(t.usageEvents.ts, from), lt(t.usageEvents.ts, to))!;
+}
+
+/** How many raw events a prune before `before` would delete (see pruneUsage), and the days it keeps. */
+export async function countEventsBefore(ctx: ServiceContext, before: Date): Promise<{ events: number; keptDays: string[] }> {
   const { db, t } = ctx.store;
-  const [row] = await db.select({ n: sql<number>`count(*)`.mapWith(Number) }).from(t.usageEvents).where(lt(t.usageEvents.ts, before));
-  return row?.n ?? 0;
+  const { ranges, keptDays } = await pruneRanges(ctx, db, before);
+  let events = 0;
+  for (const r of ranges) {
+    const [row] = await db.select({ n: sql<number>`count(*)`.mapWith(Number) }).from(t.usageEvents).where(inRange(t, r));
+    events += row?.n ?? 0;
+  }
+  return { events, keptDays };
 }
 
 /**
@@ -169,14 +214,22 @@ export function checkPruneBefore(ctx: ServiceContext, before: Date): void {
   if (before > today) throw usageError(`--before must be no later than the start of today (${today.toISOString()}): today's raw events feed rolling limits and quota resets`, 'before');
 }
 
-export async function pruneUsage(ctx: ServiceContext, before: Date): Promise<{ deleted: number; before: Date }> {
+/**
+ * Deletes the raw events before `before`, except on the days a quota reset still reads (see
+ * daysResetsRead: pruning those gave a key back what it had spent since a reset this month).
+ */
+export async function pruneUsage(ctx: ServiceContext, before: Date): Promise<{ deleted: number; before: Date; keptDays: string[] }> {
   checkPruneBefore(ctx, before);
   return ctx.store.transaction(async (tx) => {
     const { t } = ctx.store;
-    const [row] = await tx.select({ n: sql<number>`count(*)`.mapWith(Number) }).from(t.usageEvents).where(lt(t.usageEvents.ts, before));
-    await tx.delete(t.usageEvents).where(lt(t.usageEvents.ts, before));
-    const deleted = row?.n ?? 0;
-    await recordChange(tx, ctx, 'usage.prune', { type: 'usage', id: 'events' }, { before: before.toISOString(), deleted });
-    return { deleted, before };
+    const { ranges, keptDays } = await pruneRanges(ctx, tx as unknown as Db, before);
+    let deleted = 0;
+    for (const r of ranges) {
+      const [row] = await tx.select({ n: sql<number>`count(*)`.mapWith(Number) }).from(t.usageEvents).where(inRange(t, r));
+      await tx.delete(t.usageEvents).where(inRange(t, r));
+      deleted += row?.n ?? 0;
+    }
+    await recordChange(tx, ctx, 'usage.prune', { type: 'usage', id: 'events' }, { before: before.toISOString(), deleted, kept_days: keptDays });
+    return { deleted, before, keptDays };
   });
 }

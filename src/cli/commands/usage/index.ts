@@ -72,9 +72,12 @@ export function registerUsage(program: Command, app: App): void {
           : parseTimestamp(flags.before, 'before');
         checkPruneBefore(ctx, before);
         const n = await countEventsBefore(ctx, before);
-        await prompt.confirmDestructive(`delete ${n} raw usage events older than ${before.toISOString()} (rollups stay)`);
+        const keeping = n.keptDays.length ? `; the raw events of ${n.keptDays.join(', ')} stay (quota resets read them)` : '';
+        await prompt.confirmDestructive(`delete ${n.events} raw usage events older than ${before.toISOString()} (rollups stay${keeping})`);
         const r = await pruneUsage(ctx, before);
-        out.result({ before: r.before.toISOString(), deleted: r.deleted }, () => out.success(`${r.deleted} raw events older than ${r.before.toISOString()} deleted; rollups kept`));
+        out.result({ before: r.before.toISOString(), deleted: r.deleted, kept_days: r.keptDays }, () =>
+          out.success(`${r.deleted} raw events older than ${r.before.toISOString()} deleted; rollups kept${r.keptDays.length ? `; raw events of ${r.keptDays.join(', ')} kept (quota resets read them)` : ''}`),
+        );
       }),
     );
 }
