@@ -80,18 +80,28 @@ export function denialError(d: Denial, now: number, phase: 'admission' | 'stream
   // Refused with room left: the request's worst case (prompt bound + max_tokens) does not fit,
   // and "used" includes what requests in flight have reserved. Saying so avoids a puzzle.
   const short = d.used < c.max;
+  // A request whose worst case exceeds the limit itself can never be admitted, whatever it waits.
+  const neverFits = d.requested > c.max;
   const needs = !short
     ? ''
     : phase === 'stream'
       ? `; this stream needs ${fmt(d.requested)} more as it grows, more than is left, and requests in flight count until they finish`
-      : `; this request reserves up to ${fmt(d.requested)} (its prompt bound plus max_tokens), more than is left, and requests in flight count until they finish`;
+      : neverFits
+        ? `; this request reserves up to ${fmt(d.requested)} (its prompt bound plus max_tokens), more than the whole limit: it cannot be admitted as it is`
+        : `; this request reserves up to ${fmt(d.requested)} (its prompt bound plus max_tokens), more than is left, and requests in flight count until they finish`;
   const what =
     c.metric === 'credits'
       ? `Credit balance of ${scope} is ${short ? 'too low' : 'exhausted'} (${fmt(Math.max(0, c.max - d.used))} left${needs})`
       : `${LIMIT_NAMES[d.code]} of ${scope} reached: ${fmt(d.used)} of ${fmt(c.max)} used in the ${c.window} window${c.model ? ` for model ${c.model}` : ''}${needs}`;
   const when = resetsAt ? `; resets at ${resetsAt}` : c.window === 'total' || c.metric === 'credits' ? '; it does not reset by itself' : '';
   const headers: Record<string, string> = {};
-  if (d.retryAfterSec !== null) headers['retry-after'] = String(Math.max(1, Math.ceil(d.retryAfterSec)));
+  const retryAfter = neverFits ? null : d.retryAfterSec;
+  if (retryAfter !== null) headers['retry-after'] = String(Math.max(1, Math.ceil(retryAfter)));
+  // The official SDKs retry a 429 twice by default, sleeping whatever Retry-After says (6.x has no
+  // cap): a daily quota made a call hang until midnight, a lifetime cap was retried for nothing.
+  // They never retry on x-should-retry: false, so it goes with every refusal a short wait will
+  // not cure: no reset, a wait over a minute, or a request larger than the limit.
+  if (retryAfter === null || retryAfter > MAX_RETRY_WAIT_SEC) headers['x-should-retry'] = 'false';
   if (c.metric === 'requests' || c.metric === 'tokens') {
     rateLimitHeaders([{ counter: c, used: d.used, remaining: Math.max(0, c.max - d.used), resetsAt: d.resetsAt }], now, headers);
   }
@@ -104,10 +114,13 @@ export function denialError(d: Denial, now: number, phase: 'admission' | 'stream
     used: money ? microsToUsdNumber(d.used) : d.used,
     requested: money ? microsToUsdNumber(d.requested) : d.requested,
     resets_at: resetsAt,
-    retry_after: d.retryAfterSec,
+    retry_after: retryAfter,
   };
   return publicError(d.code, `${what}${when}.`, { extra, headers });
 }
+
+/** Longest wait worth a client's automatic retry (the SDKs' own ceiling for a Retry-After is 60 s). */
+const MAX_RETRY_WAIT_SEC = 60;
 
 const LIMIT_NAMES: Record<Denial['code'], string> = {
   rate_limit_exceeded: 'Rate limit',

@@ -150,9 +150,11 @@ describe('429 and 402: limits, quotas, budgets and credits', () => {
     expect(e).toMatchObject({ scope: `key:${k.id}`, metric: 'tokens', window: 'day', limit: 60, used: 0 });
     // Refused with room left: the message says the worst case does not fit, and how big it is.
     expect(e.requested).toBeGreaterThan(60);
-    expect(e.message).toContain(`this request reserves up to ${e.requested} tokens`);
+    expect(e.message).toContain(`this request reserves up to ${e.requested} tokens (its prompt bound plus max_tokens), more than the whole limit`);
     expect(e.resets_at).toMatch(/T00:00:00\.000Z$/);
-    expect(r.headers['retry-after']).toBeDefined();
+    // No wait will make it fit: no Retry-After, and SDKs are told not to retry.
+    expect(r.headers['retry-after']).toBeUndefined();
+    expect(r.headers['x-should-retry']).toBe('false');
     expect(r.headers['x-ratelimit-limit-tokens']).toBe('60');
     expect((await chat(h.url, k.key, hello(M, { max_tokens: 5 }))).status).toBe(200);
   });
