@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { ProxyDeps, RequestContext } from './context.js';
 import { type PublicError, publicError, sendError, sendPublicError } from './errors.js';
 import { handleChat } from './routes/chat.js';
-import { handleModels, handleUsage } from './routes/info.js';
+import { handleModel, handleModels, handleUsage } from './routes/info.js';
 import { handleHealthz, handleMetrics, handleReadyz } from './routes/ops.js';
 
 export interface ProxyServer {
@@ -97,7 +97,8 @@ function routeOf(method: string, path: string): string | null {
     case '/metrics':
       return get ? path.slice(1) : null;
     default:
-      return null;
+      // GET /v1/models/{model} (the id may hold a slash, raw or as %2F).
+      return path.length > 11 && path.startsWith('/v1/models/') ? (get ? 'model' : null) : null;
   }
 }
 
@@ -117,13 +118,16 @@ type CountedSocket = Socket & { [STARTED]?: number };
  * The route's own promise (not an async wrapper around it: that was one more promise and turn
  * of the microtask queue per request); a handler that throws at once is a rejection here too.
  */
-function dispatch(deps: ProxyDeps, route: string, ctx: RequestContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+function dispatch(deps: ProxyDeps, route: string, ctx: RequestContext, req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
   try {
     switch (route) {
       case 'chat':
         return handleChat(deps, ctx, req, res);
       case 'models':
         handleModels(deps, ctx, req, res);
+        return DONE;
+      case 'model':
+        handleModel(deps, ctx, req, res, path);
         return DONE;
       case 'usage':
         return handleUsage(deps, ctx, req, res);
@@ -208,7 +212,7 @@ export function createProxyServer(deps: ProxyDeps): ProxyServer {
       }
       if (!route) {
         if (!req.complete) res.setHeader('connection', 'close'); // an upload nobody will read
-        const allow = Object.hasOwn(ALLOWED, path) ? ALLOWED[path]! : null;
+        const allow = Object.hasOwn(ALLOWED, path) ? ALLOWED[path]! : path.length > 11 && path.startsWith('/v1/models/') ? 'GET, HEAD' : null;
         if (allow) {
           return sendPublicError(res, publicError('method_not_allowed', `${req.method} is not allowed on ${path}; use ${allow}.`, { headers: { allow } }));
         }
@@ -221,7 +225,7 @@ export function createProxyServer(deps: ProxyDeps): ProxyServer {
       }
       // In flight until the handler is done, settlement included (it may outlive the response).
       inFlight++;
-      dispatch(deps, route, ctx, req, res).then(done, (err: unknown) => {
+      dispatch(deps, route, ctx, req, res, path).then(done, (err: unknown) => {
         try {
           sendError(res, err, ctx.log);
         } finally {

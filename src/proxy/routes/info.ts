@@ -42,6 +42,28 @@ export function handleModels(deps: ProxyDeps, _ctx: RequestContext, req: Incomin
   sendJson(res, 200, JSON.stringify({ object: 'list', data }), { 'content-type': 'application/json' });
 }
 
+/** The path's model id, decoded (the SDK sends the slash of `vendor/model` as %2F, curl raw); null if it is not valid percent-encoding. */
+function modelIdOf(path: string): string | null {
+  try {
+    return decodeURIComponent(path.slice('/v1/models/'.length));
+  } catch {
+    return null;
+  }
+}
+
+/** GET /v1/models/{model}: the entry /v1/models lists for it, or 404 model_not_found (as OpenAI answers an unknown one). */
+export function handleModel(deps: ProxyDeps, _ctx: RequestContext, req: IncomingMessage, res: ServerResponse, path: string): void {
+  const a = authed(deps, req, res);
+  if (!a) return;
+  const id = modelIdOf(path);
+  if (id && modelsFor(a.snapshot, a.auth).includes(id)) {
+    sendJson(res, 200, JSON.stringify({ id, object: 'model', created: 0, owned_by: a.auth.org.provider }), { 'content-type': 'application/json' });
+    return;
+  }
+  const shown = (id ?? path.slice('/v1/models/'.length)).slice(0, 200);
+  sendPublicError(res, publicError('model_not_found', `The model '${shown}' does not exist or this key may not use it.`, { param: 'model' }));
+}
+
 export async function handleUsage(deps: ProxyDeps, ctx: RequestContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const a = authed(deps, req, res);
   if (!a) return;
