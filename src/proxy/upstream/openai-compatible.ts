@@ -9,6 +9,7 @@ import type { PoolRegistry } from './pools.js';
 import type { UpstreamAdapter, UpstreamCall } from './types.js';
 import { requestStream } from './stream-response.js';
 import { requestWhole } from './whole-response.js';
+import { withIncludeUsage } from './json-splice.js';
 
 const OPENROUTER_BASE = 'https://openrouter.ai/api/v1';
 
@@ -67,7 +68,11 @@ function bodyFor(call: UpstreamCall): Buffer | string {
   // prompt is not serialized again (the body is a JSON object with at least model and messages).
   const open = call.parsed.stream_options === undefined ? call.raw.indexOf(0x7b) : -1;
   if (open !== -1) return Buffer.concat([call.raw.subarray(0, open + 1), INCLUDE_USAGE, call.raw.subarray(open + 1)]);
-  // Re-serialized in the schema's shape (its key order, no own __proto__ keys), as before the
+  // With stream_options (null, or without include_usage: true), that member alone is edited in
+  // the body's bytes: re-serializing cost an int64 seed its last digits.
+  const edited = withIncludeUsage(call.raw);
+  if (edited) return edited;
+  // Not editable in place (a repeated key, say): re-serialized in the schema's shape (its key order, no own __proto__ keys), as before the
   // hot path stopped copying the body through zod.
   const parsed = chatRequestSchema.parse(call.parsed);
   return JSON.stringify({ ...parsed, stream_options: { ...parsed.stream_options, include_usage: true } });
