@@ -21,6 +21,13 @@ export interface ReportedUsage {
   costText?: string;
   /** usage.cost when it came as a JSON number and its text was not kept (costText wins when both are set). */
   cost?: number;
+  /**
+   * OpenRouter BYOK (usage.is_byok: true): usage.cost is only OpenRouter's fee, and what the
+   * provider charged the org's own key is cost_details.upstream_inference_cost, in USD, added
+   * here. null: BYOK without that figure, so the upstream's cost is not the request's cost (the
+   * price table prices it).
+   */
+  byokCost?: number | null;
 }
 
 export interface Outcome {
@@ -74,9 +81,10 @@ export interface Bill {
 
 /** The upstream's cost in micro-dollars, or null when it sent none or an implausible one (negative, or over MAX_REPORTED_COST_MICROS). */
 function costOf(r: ReportedUsage): number | null {
-  if (r.costText === undefined && r.cost === undefined) return null;
+  if ((r.costText === undefined && r.cost === undefined) || r.byokCost === null) return null;
   try {
-    const micros = r.costText !== undefined ? usdToMicros(r.costText) : usdNumberToMicros(r.cost!);
+    let micros = r.costText !== undefined ? usdToMicros(r.costText) : usdNumberToMicros(r.cost!);
+    if (r.byokCost !== undefined) micros += usdNumberToMicros(r.byokCost);
     return micros >= 0 && micros <= MAX_REPORTED_COST_MICROS ? micros : null;
   } catch {
     return null;

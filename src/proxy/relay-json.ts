@@ -43,6 +43,11 @@ export function reportedUsage(usage: unknown): ReportedUsage | null {
   const r: ReportedUsage = { promptTokens: prompt, completionTokens: completion };
   if (typeof usage.cost === 'number' && Number.isFinite(usage.cost)) r.cost = usage.cost;
   else if (typeof usage.cost === 'string' && usage.cost.trim() !== '' && Number.isFinite(Number(usage.cost))) r.costText = usage.cost.trim();
+  if (usage.is_byok === true) {
+    // BYOK: cost is OpenRouter's fee alone; the provider's charge to the org's key comes on top.
+    const provider = isRecord(usage.cost_details) ? usage.cost_details.upstream_inference_cost : undefined;
+    r.byokCost = typeof provider === 'number' && Number.isFinite(provider) && provider >= 0 ? provider : null;
+  }
   return r;
 }
 
