@@ -135,10 +135,17 @@ const PASS_MESSAGE = new Set([400, 404, 409, 413, 422, 429]);
 /**
  * An upstream's refusal in OpenAI's shape. Client-caused 4xx keep the upstream's message (it
  * describes the client's own request); 401/403 mean the gateway's upstream credentials are bad,
- * which is the operator's problem, so the client gets 502; anything else gets a generic text.
+ * which is the operator's problem, so the client gets 502 (but a 403 for flagged or blocked
+ * input stays a 403); anything else gets a generic text.
  */
 export function upstreamError(status: number, body: Buffer | string, headers: Record<string, string | string[] | undefined>): PublicError {
   const parsed = parseErrorBody(body);
+  // OpenRouter's 403 for input its moderation flagged or a guardrail blocked (protocols.md A.5)
+  // is about the client's own request: passed on as a 403 with its message, not turned into a
+  // 502 about credentials (which the SDK retried, sending the flagged prompt three times).
+  if (status === 403 && contentBlock(parsed)) {
+    return { status: 403, body: { error: { message: parsed.message!.slice(0, 1000), type: 'invalid_request_error', param: null, code: 'content_policy_violation' } }, headers: {} };
+  }
   const out = status === 401 || status === 403 ? 502 : status >= 400 && status <= 599 ? status : 502;
   let message: string;
   if (PASS_MESSAGE.has(out) && parsed.message) message = parsed.message.slice(0, 1000);
@@ -154,17 +161,32 @@ export function upstreamError(status: number, body: Buffer | string, headers: Re
   return { status: out, body: { error: { message, type, param: parsed.param, code } }, headers: h };
 }
 
-function parseErrorBody(body: Buffer | string): { message: string | null; code: unknown; param: string | null } {
+interface ParsedError {
+  message: string | null;
+  code: unknown;
+  param: string | null;
+  metadata: Record<string, unknown> | null;
+}
+
+/** A moderation flag (metadata.reasons / flagged_input) or a guardrail block (metadata.patterns, "Request blocked: …"). */
+function contentBlock(e: ParsedError): boolean {
+  if (!e.message) return false;
+  const m = e.metadata;
+  return (m !== null && (Array.isArray(m.reasons) || typeof m.flagged_input === 'string' || Array.isArray(m.patterns))) || e.message.startsWith('Request blocked');
+}
+
+function parseErrorBody(body: Buffer | string): ParsedError {
   try {
     const json: unknown = JSON.parse(typeof body === 'string' ? body : body.toString('utf8'));
     const e = typeof json === 'object' && json !== null ? (json as { error?: unknown }).error : undefined;
-    if (typeof e === 'string') return { message: e, code: null, param: null };
+    if (typeof e === 'string') return { message: e, code: null, param: null, metadata: null };
     if (typeof e === 'object' && e !== null) {
       const r = e as Record<string, unknown>;
-      return { message: typeof r.message === 'string' ? r.message : null, code: r.code, param: typeof r.param === 'string' ? r.param : null };
+      const metadata = typeof r.metadata === 'object' && r.metadata !== null && !Array.isArray(r.metadata) ? (r.metadata as Record<string, unknown>) : null;
+      return { message: typeof r.message === 'string' ? r.message : null, code: r.code, param: typeof r.param === 'string' ? r.param : null, metadata };
     }
   } catch {
     // not JSON: nothing to pass on
   }
-  return { message: null, code: null, param: null };
+  return { message: null, code: null, param: null, metadata: null };
 }
