@@ -152,7 +152,7 @@ export class RedisLimitBackend implements LimitBackend {
       const c = counters[i]!;
       return denial(c, Number(reply[2]), amountFor(c, amounts), this.freeAt(c, reply, amounts, now), now);
     }
-    const used = reply.slice(1).map(Number);
+    const n = counters.length;
     this.hold(id, counters, now);
     return {
       ok: true,
@@ -160,7 +160,7 @@ export class RedisLimitBackend implements LimitBackend {
       counters,
       reserved: { ...amounts },
       reservedAt: now,
-      states: counters.map((c, i) => this.state(c, used[i]! + amountFor(c, amounts), now, now)),
+      states: counters.map((c, i) => this.state(c, Number(reply[i + 1]) + amountFor(c, amounts), now, Number(reply[n + i + 1]))),
     };
   }
 
@@ -198,7 +198,7 @@ export class RedisLimitBackend implements LimitBackend {
     const reply = await this.eval(SETTLE_LUA, keys, args);
     // A counter of the current window not in Redis yet: peek seeds it, and reads it then.
     if (reply[1] !== 0) return this.peek(counters, now);
-    return counters.map((c, i) => this.state(c, Number(reply[i + 2]), now, null));
+    return counters.map((c, i) => this.state(c, Number(reply[i + 2]), now, Number(reply[counters.length + i + 2])));
   }
 
   /**
@@ -238,7 +238,7 @@ export class RedisLimitBackend implements LimitBackend {
 
   async peek(counters: readonly CounterRef[], now: number): Promise<readonly CounterState[]> {
     const reply = await this.run('peek', 'peek', counters, { requests: 0, tokens: 0, cost: 0 }, now, 'open');
-    return counters.map((c, i) => this.state(c, Number(reply[i + 1]), now, null));
+    return counters.map((c, i) => this.state(c, Number(reply[i + 1]), now, Number(reply[counters.length + i + 1])));
   }
 
   /** Zeroes a counter: committed usage and in-flight reservations, in every window. */
@@ -449,9 +449,14 @@ export class RedisLimitBackend implements LimitBackend {
     return end === null ? 0 : end + 86_400_000;
   }
 
-  private state(c: CounterRef, used: number, now: number, bucketAt: number | null): CounterState {
+  /**
+   * A counter's state from what a script read: a rolling window empties one window after its
+   * newest bucket holding anything (`newest`, -1 for none), as in memory; taking the current
+   * bucket for the newest put every reset one whole window from now.
+   */
+  private state(c: CounterRef, used: number, now: number, newest: number): CounterState {
     if (!isRolling(c.window)) return counterState(c, used, calendarResetAt(c, now));
-    return counterState(c, used, rollingEmptyAt(c, used > 0 ? bucketOf(c, bucketAt ?? now) : null));
+    return counterState(c, used, rollingEmptyAt(c, used > 0 && newest >= 0 ? newest : null));
   }
 
   private freeAt(c: CounterRef, reply: Reply, amounts: Amounts, now: number): number | null {

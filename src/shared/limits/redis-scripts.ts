@@ -13,7 +13,8 @@
  * ARGV: mode ('reserve' | 'peek'), now, reservation id, pending expiry (ms epoch), pending key ttl (ms), n,
  *       then per counter: kind ('r' | 'c'), max, amount, min bucket (r) | allow missing (c: 1/0),
  *       current bucket (r), rolling key ttl ms (r).
- * Returns {1, used…} on success, {0, i, used, pinned, idx, amt, idx, amt…} on refusal of
+ * Returns {1, used…, newest…} on success (newest: a rolling counter's newest bucket holding
+ * anything, -1 for none or a calendar counter), {0, i, used, pinned, idx, amt, idx, amt…} on refusal of
  * counter i (buckets of a rolling counter, oldest first), or {-1, i…} when calendar/total
  * counters are missing and must be seeded first.
  */
@@ -24,7 +25,7 @@ local res = ARGV[3]
 local pexp = tonumber(ARGV[4])
 local pttl = tonumber(ARGV[5])
 local n = tonumber(ARGV[6])
-local used, pinned, missing = {}, {}, {}
+local used, pinned, missing, newest = {}, {}, {}, {}
 local denied, deniedBuckets = nil, nil
 for i = 1, n do
   local base, pz, ph = KEYS[3*i-2], KEYS[3*i-1], KEYS[3*i]
@@ -42,6 +43,7 @@ for i = 1, n do
   local pend = tonumber(redis.call('HGET', ph, '_sum') or '0')
   local b = 0
   local buckets = {}
+  newest[i] = -1
   if kind == 'r' then
     local all = redis.call('HGETALL', base)
     for j = 1, #all, 2 do
@@ -52,6 +54,7 @@ for i = 1, n do
         local a = tonumber(all[j+1])
         b = b + a
         table.insert(buckets, {idx, a})
+        if a > 0 and idx > newest[i] then newest[i] = idx end
       end
     end
   else
@@ -86,6 +89,7 @@ if mode == 'reserve' then
     if amt > 0 and kind == 'r' then
       redis.call('HINCRBY', KEYS[3*i-2], ARGV[o+5], amt)
       redis.call('PEXPIRE', KEYS[3*i-2], tonumber(ARGV[o+6]))
+      if tonumber(ARGV[o+5]) > newest[i] then newest[i] = tonumber(ARGV[o+5]) end
     elseif amt > 0 then
       local pz, ph = KEYS[3*i-1], KEYS[3*i]
       redis.call('HSET', ph, res, amt)
@@ -98,6 +102,7 @@ if mode == 'reserve' then
 end
 local out = {1}
 for i = 1, n do table.insert(out, used[i]) end
+for i = 1, n do table.insert(out, newest[i]) end
 return out
 `;
 
@@ -114,7 +119,8 @@ return out
  * Settles once (idempotent: a second settlement of the reservation changes nothing), then reads
  * every counter as RESERVE_LUA's peek does, in the same step (the states a response reports; a
  * separate peek was a third command per request). Returns {settled now 1/0, a counter to read is
- * missing 1/0, used…}; with a missing counter the caller peeks instead, which seeds it.
+ * missing 1/0, used…, newest…} (newest as RESERVE_LUA's); with a missing counter the caller
+ * peeks instead, which seeds it.
  */
 export const SETTLE_LUA = `
 local res = ARGV[1]
@@ -149,6 +155,7 @@ if redis.call('SET', KEYS[1], '1', 'NX', 'PX', tonumber(ARGV[2])) then
   end
 end
 local out = {settled, 0}
+local newest = {}
 local read = #KEYS > 1 + 3*n and 3*n or 0
 for i = 1, n do
   local k = 1 + read + 3*i
@@ -165,17 +172,27 @@ for i = 1, n do
   end
   if #expired > 0 then redis.call('ZREMRANGEBYSCORE', pz, '-inf', now) end
   local b = tonumber(redis.call('HGET', ph, '_sum') or '0')
+  local top = -1
   if kind == 'r' then
     local all = redis.call('HGETALL', base)
     for j = 1, #all, 2 do
-      if tonumber(all[j]) < p then redis.call('HDEL', base, all[j]) else b = b + tonumber(all[j+1]) end
+      local idx = tonumber(all[j])
+      if idx < p then
+        redis.call('HDEL', base, all[j])
+      else
+        local a = tonumber(all[j+1])
+        b = b + a
+        if a > 0 and idx > top then top = idx end
+      end
     end
   else
     local v = redis.call('GET', base)
     if v then b = b + tonumber(v) elseif not create then out[2] = 1 end
   end
   table.insert(out, b)
+  newest[i] = top
 end
+for i = 1, n do table.insert(out, newest[i]) end
 return out
 `;
 
