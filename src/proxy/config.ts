@@ -56,6 +56,12 @@ export interface ProxyConfig {
    */
   disconnectUsageWaitMs: number;
   keepAliveTimeoutMs: number;
+  /**
+   * Browser origins answered with CORS headers: ['*'] any (the default: keys
+   * are bearer tokens, not cookies, and a key's referrer allow-list still applies), a list of
+   * exact origins, or [] for none (preflights then get 403 and no response carries CORS headers).
+   */
+  corsOrigins: string[];
   instanceId: string;
   flushIntervalMs: number;
   pollIntervalMs: number;
@@ -102,6 +108,7 @@ export function defaultConfig(env: GatewayEnv, cwd = process.cwd()): ProxyConfig
     clientWriteTimeoutMs: 30_000,
     disconnectUsageWaitMs: 2_000,
     keepAliveTimeoutMs: 5_000,
+    corsOrigins: ['*'],
     instanceId: `${hostname()}-${process.pid}`,
     flushIntervalMs: 1_000,
     pollIntervalMs: 500,
@@ -152,6 +159,7 @@ const OPTIONS: Array<[flag: string, envName: string, set: Setter, help: string]>
   ['client-request-timeout-ms', 'client_request_timeout_ms', ms((c, n) => { c.clientRequestTimeoutMs = n; }, 1, 5_000), 'slow-client body timeout (30000)'],
   ['client-write-timeout-ms', 'client_write_timeout_ms', ms((c, n) => { c.clientWriteTimeoutMs = n; }, 1), 'longest a client may leave an answer unread (30000)'],
   ['disconnect-usage-wait-ms', 'disconnect_usage_wait_ms', ms((c, n) => { c.disconnectUsageWaitMs = n; }, 0), 'after a client leaves a finished stream, how long to wait for its usage (2000; 0: abort at once)'],
+  ['cors-origins', 'cors_origins', corsOrigins, "browser origins given CORS headers: '*' (default), a comma-separated list such as https://app.example.com, or 'none'"],
   ['instance-id', 'instance_id', str((c, v) => { c.instanceId = v; }), 'name of this instance in usage events'],
   ['flush-interval-ms', 'flush_interval_ms', ms((c, n) => { c.flushIntervalMs = n; }, 10), 'usage batch interval (1000)'],
   ['poll-interval-ms', 'poll_interval_ms', int((c, n) => { c.pollIntervalMs = n; }, 10, 1000), 'config_version poll, ≤1000 (500)'],
@@ -177,6 +185,29 @@ function oneOf<T extends string>(allowed: readonly T[], apply: (c: ProxyConfig, 
     apply(c, v as T);
     return undefined;
   };
+}
+
+function corsOrigins(c: ProxyConfig, v: string): string | undefined {
+  const list = v.split(',').map((s) => s.trim()).filter(Boolean);
+  if (list.length === 1 && list[0] === 'none') {
+    c.corsOrigins = [];
+    return undefined;
+  }
+  if (list.length === 1 && list[0] === '*') {
+    c.corsOrigins = ['*'];
+    return undefined;
+  }
+  const bad = list.filter((o) => {
+    try {
+      const u = new URL(o);
+      return (u.protocol !== 'http:' && u.protocol !== 'https:') || u.origin !== o.replace(/\/$/, '');
+    } catch {
+      return true;
+    }
+  });
+  if (bad.length || list.length === 0) return `must be '*', 'none' or a comma-separated list of origins such as https://app.example.com, got ${bad.map((b) => `'${b}'`).join(', ') || "''"}`;
+  c.corsOrigins = list.map((o) => o.replace(/\/$/, ''));
+  return undefined;
 }
 
 function cidrs(c: ProxyConfig, v: string): string | undefined {

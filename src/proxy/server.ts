@@ -35,6 +35,8 @@ const newRequestId = () => `req_${idPrefix}${(idSeq++).toString(16).padStart(16,
  */
 export class GatewayResponse<Request extends IncomingMessage = IncomingMessage> extends ServerResponse<Request> {
   requestId = '';
+  /** Access-Control-Allow-Origin for a browser request from an allowed origin (see --cors-origins). */
+  corsOrigin: string | null = null;
   /** The socket whose STARTED count this response is in, once it has started. */
   startedOn: CountedSocket | null = null;
 
@@ -49,11 +51,36 @@ export class GatewayResponse<Request extends IncomingMessage = IncomingMessage> 
     }
     // As node does: a reason that is not a string leaves the headers to the third argument.
     const obj = typeof reasonOrHeaders === 'string' ? headers : (reasonOrHeaders ?? headers);
-    if (obj && !Array.isArray(obj)) obj['x-request-id'] = this.requestId;
-    else if (!this.hasHeader('x-request-id')) this.setHeader('x-request-id', this.requestId);
+    if (obj && !Array.isArray(obj)) {
+      obj['x-request-id'] = this.requestId;
+      if (this.corsOrigin !== null) corsHeaders(this.corsOrigin, obj);
+    } else {
+      if (!this.hasHeader('x-request-id')) this.setHeader('x-request-id', this.requestId);
+      if (this.corsOrigin !== null) for (const [k, v] of Object.entries(corsHeaders(this.corsOrigin, {}))) this.setHeader(k, v as string);
+    }
     return super.writeHead(status, reasonOrHeaders as string, headers as OutgoingHttpHeaders);
   }
 }
+
+/** What a browser may read of an answer besides the CORS-safelisted headers. */
+const EXPOSED = 'x-request-id, retry-after, x-should-retry, x-ratelimit-limit-requests, x-ratelimit-limit-tokens, x-ratelimit-remaining-requests, x-ratelimit-remaining-tokens, x-ratelimit-reset-requests, x-ratelimit-reset-tokens';
+
+function corsHeaders(origin: string, into: OutgoingHttpHeaders): OutgoingHttpHeaders {
+  into['access-control-allow-origin'] = origin;
+  into['access-control-expose-headers'] = EXPOSED;
+  if (origin !== '*') into.vary ??= 'origin';
+  return into;
+}
+
+/** The Access-Control-Allow-Origin for a request's Origin, or null when that origin is not allowed. */
+function corsOriginFor(allowed: readonly string[], origin: string): string | null {
+  if (allowed.length === 0) return null;
+  if (allowed[0] === '*') return '*';
+  return allowed.includes(origin) ? origin : null;
+}
+
+/** Header names a preflight may ask for (its Access-Control-Request-Headers, echoed if they are tokens). */
+const HEADER_LIST = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+(?:\s*,\s*[!#$%&'*+.^_`|~0-9A-Za-z-]+)*$/;
 
 /** The child logger is made only when a request logs (few do); a class keeps the getter on the prototype. */
 class LazyContext implements RequestContext {
@@ -206,6 +233,29 @@ export function createProxyServer(deps: ProxyDeps): ProxyServer {
           metrics.request(route ?? 'unknown', res.headersSent ? res.statusCode : 499);
         }
       });
+      // A browser's request: CORS headers on whatever answers it, from an allowed origin.
+      const origin = req.headers.origin;
+      if (origin !== undefined) res.corsOrigin = corsOriginFor(config.corsOrigins, origin);
+      if (req.method === 'OPTIONS') {
+        const allow = Object.hasOwn(ALLOWED, path) ? ALLOWED[path]! : path.length > 11 && path.startsWith('/v1/models/') ? 'GET, HEAD' : null;
+        const asked = req.headers['access-control-request-method'];
+        if (allow !== null && origin !== undefined && typeof asked === 'string') {
+          if (res.corsOrigin === null) {
+            return sendPublicError(res, publicError('origin_not_allowed', `Browser requests from ${origin.slice(0, 200)} are not allowed by this gateway (--cors-origins).`));
+          }
+          const wanted = req.headers['access-control-request-headers'];
+          const h: OutgoingHttpHeaders = {
+            'access-control-allow-methods': allow,
+            'access-control-allow-headers': typeof wanted === 'string' && HEADER_LIST.test(wanted.trim()) ? wanted.trim() : 'authorization, content-type, x-api-key',
+            'access-control-max-age': '600',
+            'content-length': '0',
+          };
+          if (res.corsOrigin !== '*') h.vary = 'origin, access-control-request-method, access-control-request-headers';
+          res.writeHead(204, h);
+          res.end();
+          return;
+        }
+      }
       if (draining) {
         res.setHeader('connection', 'close');
         return sendPublicError(res, publicError('unavailable', 'The gateway is shutting down; retry on another instance.', { headers: { 'retry-after': '1' } }));

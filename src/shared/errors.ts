@@ -32,6 +32,7 @@ export const ERROR_TABLE = {
   model_not_allowed: spec(403, 'permission_error', EXIT.permission),
   ip_not_allowed: spec(403, 'permission_error', EXIT.permission),
   referrer_not_allowed: spec(403, 'permission_error', EXIT.permission),
+  origin_not_allowed: spec(403, 'permission_error', EXIT.permission),
   forbidden: spec(403, 'permission_error', EXIT.permission),
   model_not_found: spec(404, 'invalid_request_error', EXIT.notFound),
   not_found: spec(404, 'invalid_request_error', EXIT.notFound),
