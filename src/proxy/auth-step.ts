@@ -87,7 +87,8 @@ export function createAuthStep(trustedProxies: readonly string[]): AuthStep {
     if (!auth.ok) return { ok: false, error: publicError(auth.code, auth.message) };
     const ip = clientIp(req);
     if (!ipAllowed(auth, ip)) return { ok: false, error: publicError('ip_not_allowed', `Key ${auth.key.id} may not be used from ${ip}.`) };
-    const referrer = req.headers.referer ?? req.headers.origin;
+    // An empty Referer (a policy that strips it) is no Referer: the Origin is judged instead.
+    const referrer = req.headers.referer || req.headers.origin;
     if (!referrerAllowed(auth, referrer)) {
       return { ok: false, error: publicError('referrer_not_allowed', `Key ${auth.key.id} may not be used from this referrer.`) };
     }

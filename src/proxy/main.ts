@@ -124,10 +124,17 @@ async function assemble(
   closers: Array<() => Promise<unknown>>,
 ): Promise<RunningProxy> {
   // Usage events an earlier shutdown could not write: into the store before anything reads it.
-  const spillDir = spillDirOf(config);
+  let spillDir = spillDirOf(config);
   const identity = storeIdentity(config.dbUrl);
   const spillProblem = spillDir ? spillDirProblem(spillDir) : null;
-  if (spillProblem) throw new GatewayError('usage_error', `the usage spill folder (--usage-spill-dir) cannot be used: ${spillProblem}`);
+  if (spillProblem) {
+    // Asked for and unusable: a configuration error. The default folder unusable (a read-only
+    // data folder, say, on Postgres where nothing else is written there): run without one, as
+    // before there was any, and say so.
+    if (config.usageSpillDir !== '') throw new GatewayError('usage_error', `the usage spill folder (--usage-spill-dir) cannot be used: ${spillProblem}`);
+    log.warn({ problem: spillProblem }, 'the default usage spill folder cannot be used: usage the store still refuses at shutdown will be lost (set --usage-spill-dir to keep it)');
+    spillDir = null;
+  }
   if (spillDir) await replaySpilled(store, spillDir, identity, log, config.storeTimeoutMs);
   let limits: LimitBackend | null = null;
   // A reload can fail because the store is down (fail-closed orgs then get 503) or because the

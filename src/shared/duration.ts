@@ -22,19 +22,23 @@ export function parseDuration(text: string, param = 'duration'): number {
 // year ('90' became 1990, '7' 2001) and `usage summary --since 90` reported all time.
 const ISO_RE = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/i;
 
-export function parseTimestamp(text: string, param = 'time'): Date {
+/** An ISO-8601 instant; `hint` ends the error message (what else the option takes). */
+export function parseTimestamp(text: string, param = 'time', hint = ''): Date {
   const t = text.trim();
   const d = ISO_RE.test(t) ? new Date(t) : new Date(Number.NaN);
-  if (Number.isNaN(d.getTime())) {
-    const hint = /^\d+$/.test(t) ? ` (a duration needs its unit: ${t}d for ${t} days)` : '';
-    throw usageError(`invalid ${param} '${text}': use a duration such as 30d or an ISO-8601 date such as 2026-12-31T00:00:00Z${hint}`, param);
-  }
+  if (Number.isNaN(d.getTime())) throw usageError(`invalid ${param} '${text}': use an ISO-8601 date such as 2026-12-31T00:00:00Z${hint}`, param);
   return d;
 }
 
+/** A duration or an ISO instant's error hint: a bare number was most likely a duration without its unit. */
+export function durationHint(text: string): string {
+  const t = text.trim();
+  return /^\d+$/.test(t) ? `, or a duration such as ${t}d (a duration needs its unit: ${t}d for ${t} days)` : ', or a duration such as 30d';
+}
+
 /** "7d" means seven days ago; an ISO date means that instant. */
-export function parseSince(text: string, now = Date.now()): Date {
-  return DURATION_RE.test(text.trim()) ? new Date(now - parseDuration(text, 'since')) : parseTimestamp(text, 'since');
+export function parseSince(text: string, now = Date.now(), param = 'since'): Date {
+  return DURATION_RE.test(text.trim()) ? new Date(now - parseDuration(text, param)) : parseTimestamp(text, param, durationHint(text));
 }
 
 /** Go-style short duration used in x-ratelimit-reset-* headers: 12ms, 1s, 6m0s, 2h3m4s. */

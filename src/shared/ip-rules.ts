@@ -50,18 +50,27 @@ export function checkReferrerRule(rule: string): string {
   return r;
 }
 
-/** Matches the host of a Referer/Origin header against host rules ("*.example.com" covers subdomains). */
+const DEFAULT_PORTS: Readonly<Record<string, string>> = { 'https:': '443', 'http:': '80' };
+
+/**
+ * Matches the host of a Referer/Origin header against host rules ("*.example.com" covers
+ * subdomains; a rule with a port matches that port only, the scheme's default port included,
+ * which URLs leave out: a rule naming :443, or a wildcard with any port, never matched before).
+ */
 export function referrerAllowed(rules: readonly string[], headerValue: string | undefined): boolean {
   if (!headerValue) return false;
-  let host: string;
+  let url: URL;
   try {
-    host = new URL(headerValue).host.toLowerCase();
+    url = new URL(headerValue);
   } catch {
     return false;
   }
-  const bare = host.replace(/:\d+$/, '');
+  const hostname = url.hostname.toLowerCase();
+  const port = url.port || DEFAULT_PORTS[url.protocol] || '';
   return rules.some((rule) => {
-    if (rule.startsWith('*.')) return bare.endsWith(rule.slice(1));
-    return rule.includes(':') ? host === rule : bare === rule;
+    const colon = rule.indexOf(':');
+    const ruleHost = colon === -1 ? rule : rule.slice(0, colon);
+    if (colon !== -1 && rule.slice(colon + 1) !== port) return false;
+    return ruleHost.startsWith('*.') ? hostname.endsWith(ruleHost.slice(1)) : hostname === ruleHost;
   });
 }

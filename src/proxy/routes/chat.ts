@@ -129,10 +129,11 @@ export async function handleChat(deps: ProxyDeps, ctx: RequestContext, req: Inco
     return refuse(deps, res, e);
   }
   // The configuration changed while the body arrived (a slow upload may take up to the request
-  // timeout): the request is judged by the new one, so a key revoked meanwhile is refused, not
-  // served. One comparison when nothing changed.
+  // timeout), or the key (or its rotation grace, or an ancestor) expired meanwhile: the request
+  // is judged again, so a key revoked or expired meanwhile is refused, not served. Two
+  // comparisons when nothing changed.
   const latest = deps.snapshot();
-  if (latest !== snapshot) {
+  if (latest !== snapshot || auth.validUntil <= deps.now()) {
     snapshot = latest;
     now = deps.now();
     const again = deps.auth(req, snapshot, now);

@@ -266,8 +266,16 @@ export async function rotateKey(ctx: ServiceContext, ref: string, graceMs = 0): 
     const { t } = ctx.store;
     const key = await requireKey(tx, ctx, ref);
     if (key.status === 'revoked') throw conflict(`key ${key.id} is revoked and cannot be rotated`);
-    const plaintext = formatKey(key.env as (typeof KEY_ENVS)[number], key.id);
     const now = ctx.now();
+    // One previous secret is kept: a second rotation with grace would replace the one still in
+    // the grace the first promised (its holders cut off at once, not when they were told). A
+    // rotation without grace ends every earlier secret now, as documented, and stays allowed.
+    if (graceMs > 0 && key.prevKeyHash !== null && key.prevKeyExpiresAt !== null && key.prevKeyExpiresAt.getTime() > now.getTime()) {
+      throw conflict(
+        `key ${key.id}'s previous secret is still in its grace period until ${key.prevKeyExpiresAt.toISOString()}; rotating again with a grace would end that one now: wait until then, or rotate without --grace (and with --yes) to end every old secret at once`,
+      );
+    }
+    const plaintext = formatKey(key.env as (typeof KEY_ENVS)[number], key.id);
     const patch = {
       keyHash: hashKey(plaintext),
       prevKeyHash: graceMs > 0 ? key.keyHash : null,

@@ -13,6 +13,12 @@ export interface AuthOk {
   user: SnapshotUser | null;
   /** The key's ancestors, parent first (the key itself is not included). */
   chainKeys: readonly SnapshotKey[];
+  /**
+   * When this authentication stops holding without any configuration change (ms epoch): the
+   * earliest expiry in the chain, or the end of the rotation grace of the secret presented.
+   * Infinity when nothing expires. A request whose body arrives later is authenticated again.
+   */
+  validUntil: number;
 }
 
 export type AuthDenialCode = 'invalid_api_key' | 'key_revoked' | 'key_expired' | 'key_disabled';
@@ -90,13 +96,15 @@ export function authenticate(snapshot: Snapshot, presentedKey: string, now: numb
     chainKeys.push(ancestor);
   }
   // The key, then each ancestor (no array or message built unless something is wrong).
+  let validUntil = current ? Number.POSITIVE_INFINITY : key.prevKeyExpiresAt!;
   for (let i = -1; i < chainKeys.length; i++) {
     const k = i < 0 ? key : chainKeys[i]!;
     const problem = keyProblem(snapshot, k, now);
     if (problem !== null) return chainDenial(problem, key, k);
+    if (k.expiresAt !== null && k.expiresAt < validUntil) validUntil = k.expiresAt;
   }
   const user = key.userId ? (snapshot.users.get(key.userId) ?? null) : null;
-  return { ok: true, key, org, user, chainKeys };
+  return { ok: true, key, org, user, chainKeys, validUntil };
 }
 
 type KeyProblem = 'revoked' | 'disabled' | 'expired' | 'user_disabled';

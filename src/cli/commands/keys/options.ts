@@ -90,7 +90,7 @@ export function keyInput(flags: KeyFlags, now: Date): KeyInput {
     limits: limitsFromFlags({ ...flags, budgetUsd: flags.budget }),
   };
   if (flags.expiresIn) input.expiresAt = new Date(now.getTime() + parseDuration(flags.expiresIn, 'expires-in'));
-  if (flags.expiresAt) input.expiresAt = parseTimestamp(flags.expiresAt, 'expires-at');
+  if (flags.expiresAt) input.expiresAt = parseTimestamp(flags.expiresAt, 'expires-at', ', or --expires-in with a duration such as 30d');
   if (flags.credits) {
     const micros = usdToMicros(flags.credits);
     if (micros <= 0) throw usageError('--credits must be positive', 'credits');

@@ -1,6 +1,6 @@
 // gatewayctl usage summary|export|prune.
 import type { Command } from 'commander';
-import { parseSince, parseTimestamp } from '../../../shared/duration.js';
+import { parseSince } from '../../../shared/duration.js';
 import { checkPruneBefore, countEventsBefore, pruneUsage, SUMMARY_GROUPS, type SummaryGroup, usageSummary } from '../../../shared/services/usage.js';
 import { action, type Run } from '../../action.js';
 import type { App } from '../../app.js';
@@ -67,9 +67,7 @@ export function registerUsage(program: Command, app: App): void {
     .action(
       action(app, async ({ cmd, out, prompt }: Run, flags: { before: string }) => {
         const ctx = await app.services(cmd);
-        const before = /^\d+(ms|s|m|h|d|w)$/.test(flags.before.trim())
-          ? parseSince(flags.before, ctx.now().getTime())
-          : parseTimestamp(flags.before, 'before');
+        const before = parseSince(flags.before, ctx.now().getTime(), 'before');
         checkPruneBefore(ctx, before);
         const n = await countEventsBefore(ctx, before);
         const keeping = n.keptDays.length ? `; the raw events of ${n.keptDays.join(', ')} stay (quota resets read them)` : '';
