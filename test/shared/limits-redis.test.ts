@@ -120,7 +120,7 @@ describe('redis limit backend', () => {
     expect((await b.peek([c], T0 + 30))[0]!.used).toBe(1234);
   });
 
-  it('settle on a counter whose key Redis lost answers from a fresh seed, not from nothing', async () => {
+  it('settle on a counter whose key Redis lost answers from a fresh seed plus its own usage, not from nothing', async () => {
     const p = prefix();
     let seeds = 0;
     const b = await connected(new RedisLimitBackend({ url: REDIS_URL, prefix: p, seeder: async () => (++seeds === 1 ? 100 : 900) }));
@@ -128,13 +128,15 @@ describe('redis limit backend', () => {
     const c = counter('tokens', 'day', 10_000);
     const r = reserved(await b.reserve('lost', [c], amt(50), T0));
     expect(r.states[0]!.used).toBe(150);
-    // Redis emptied (restarted without persistence, flushed): the store now holds 900.
+    // Redis emptied (restarted without persistence, flushed): the store now holds 900, but not
+    // this request, whose usage event is recorded only once its settlement returns (billing.ts):
+    // the settlement adds its 40 after the fresh seed.
     const keys = await b.client.keys(`${p}*`);
     await b.client.del(...keys);
     const after = await b.settle(r, amt(40), T0 + 10);
     expect(seeds).toBe(2);
-    expect(after[0]!.used).toBe(900);
-    expect(Number(await b.client.get(keys.find((k) => k.startsWith(`${p}c:`))!))).toBe(900);
+    expect(after[0]!.used).toBe(940);
+    expect(Number(await b.client.get(keys.find((k) => k.startsWith(`${p}c:`))!))).toBe(940);
   });
 });
 

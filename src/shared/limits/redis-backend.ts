@@ -196,9 +196,22 @@ export class RedisLimitBackend implements LimitBackend {
     }
     if (moved) keys.push(...reading);
     const reply = await this.eval(SETTLE_LUA, keys, args);
+    const n = counters.length;
+    // Keys this settlement found missing (Redis restarted empty, or flushed, while the request
+    // ran): its amount was left out, as the store will hold it. But its usage event is recorded
+    // only after this settlement, so a seed made now (by the peek below, or by anyone before the
+    // event is flushed) cannot hold it: it is added once such a seed is in. The usage of a
+    // request in flight across a Redis restart was lost from the shared counter.
+    let skipped: CounterRef[] | null = null;
+    for (let i = 0; i < n; i++) if (Number(reply[2 * n + i + 2]) === 1) (skipped ??= []).push(counters[i]!);
+    if (skipped) {
+      await this.peek(skipped, now);
+      await this.charge(skipped, actual, reservedAt, now);
+      return this.peek(counters, now);
+    }
     // A counter of the current window not in Redis yet: peek seeds it, and reads it then.
     if (reply[1] !== 0) return this.peek(counters, now);
-    return counters.map((c, i) => this.state(c, Number(reply[i + 2]), now, Number(reply[counters.length + i + 2])));
+    return counters.map((c, i) => this.state(c, Number(reply[i + 2]), now, Number(reply[n + i + 2])));
   }
 
   /**

@@ -119,8 +119,9 @@ return out
  * Settles once (idempotent: a second settlement of the reservation changes nothing), then reads
  * every counter as RESERVE_LUA's peek does, in the same step (the states a response reports; a
  * separate peek was a third command per request). Returns {settled now 1/0, a counter to read is
- * missing 1/0, used…, newest…} (newest as RESERVE_LUA's); with a missing counter the caller
- * peeks instead, which seeds it.
+ * missing 1/0, used…, newest…, skipped…} (newest as RESERVE_LUA's; skipped: 1 where a missing
+ * calendar/total key was left alone, see below); with a missing counter the caller peeks
+ * instead, which seeds it, and then adds what it skipped.
  */
 export const SETTLE_LUA = `
 local res = ARGV[1]
@@ -128,6 +129,7 @@ local n = tonumber(ARGV[3])
 local create = ARGV[4] == '1'
 local now = tonumber(ARGV[5])
 local settled = 0
+local skipped = {}
 if redis.call('SET', KEYS[1], '1', 'NX', 'PX', tonumber(ARGV[2])) then
   settled = 1
   for i = 1, n do
@@ -150,6 +152,8 @@ if redis.call('SET', KEYS[1], '1', 'NX', 'PX', tonumber(ARGV[2])) then
       if actual > 0 and (create or redis.call('EXISTS', base) == 1) then
         redis.call('INCRBY', base, actual)
         if at > 0 and redis.call('PTTL', base) == -1 then redis.call('PEXPIREAT', base, at) end
+      elseif actual > 0 then
+        skipped[i] = 1
       end
     end
   end
@@ -193,6 +197,7 @@ for i = 1, n do
   newest[i] = top
 end
 for i = 1, n do table.insert(out, newest[i]) end
+for i = 1, n do table.insert(out, skipped[i] or 0) end
 return out
 `;
 
