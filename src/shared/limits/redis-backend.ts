@@ -202,9 +202,9 @@ export class RedisLimitBackend implements LimitBackend {
     // only after this settlement, so a seed made now (by the peek below, or by anyone before the
     // event is flushed) cannot hold it: it is added once such a seed is in. The usage of a
     // request in flight across a Redis restart was lost from the shared counter.
-    let skipped: CounterRef[] | null = null;
-    for (let i = 0; i < n; i++) if (Number(reply[2 * n + i + 2]) === 1) (skipped ??= []).push(counters[i]!);
-    if (skipped) {
+    const skipped: CounterRef[] = [];
+    for (let i = 0; i < n; i++) if (Number(reply[2 * n + i + 2]) === 1) skipped.push(counters[i]!);
+    if (skipped.length > 0) {
       await this.peek(skipped, now);
       await this.charge(skipped, actual, reservedAt, now);
       return this.peek(counters, now);
