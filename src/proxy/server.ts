@@ -37,18 +37,11 @@ export class GatewayResponse<Request extends IncomingMessage = IncomingMessage> 
   requestId = '';
   /** Access-Control-Allow-Origin for a browser request from an allowed origin (see --cors-origins). */
   corsOrigin: string | null = null;
-  /** The socket whose STARTED count this response is in, once it has started. */
-  startedOn: CountedSocket | null = null;
 
   override writeHead(status: number, reasonOrHeaders?: string | OutgoingHttpHeaders | OutgoingHttpHeader[], headers?: OutgoingHttpHeaders | OutgoingHttpHeader[]): this {
     // Node answers some requests itself before any handler runs (417 to an unknown Expect):
     // those get an id of their own too.
     if (!this.requestId) this.requestId = newRequestId();
-    const socket = this.socket as CountedSocket | null;
-    if (socket && this.startedOn === null) {
-      socket[STARTED] = (socket[STARTED] ?? 0) + 1;
-      this.startedOn = socket;
-    }
     // As node does: a reason that is not a string leaves the headers to the third argument.
     const obj = typeof reasonOrHeaders === 'string' ? headers : (reasonOrHeaders ?? headers);
     if (obj && !Array.isArray(obj)) {
@@ -58,7 +51,14 @@ export class GatewayResponse<Request extends IncomingMessage = IncomingMessage> 
       if (!this.hasHeader('x-request-id')) this.setHeader('x-request-id', this.requestId);
       if (this.corsOrigin !== null) for (const [k, v] of Object.entries(corsHeaders(this.corsOrigin, {}))) this.setHeader(k, v as string);
     }
-    return super.writeHead(status, reasonOrHeaders as string, headers as OutgoingHttpHeaders);
+    super.writeHead(status, reasonOrHeaders as string, headers as OutgoingHttpHeaders);
+    // An answer that closes the connection (node marks it last: `connection: close`): requests
+    // the client pipelined behind it are not served (see CLOSING).
+    if ((this as unknown as { _last?: boolean })._last) {
+      const socket = this.socket as CountedSocket | null;
+      if (socket) socket[CLOSING] = true;
+    }
+    return this;
   }
 }
 
@@ -132,14 +132,24 @@ function routeOf(method: string, path: string): string | null {
 const DONE = Promise.resolve();
 
 /**
- * Responses that have started (writeHead) and not closed, per socket. A request node cannot
- * parse (bad framing of a body, garbage after a pipelined request) on a socket with a response
- * under way is not answered with a raw 400, which would land in the middle of that response's
- * bytes: the socket is closed instead, as node itself does. Before any response has started the
- * 400 goes out as usual.
+ * Per socket: OPEN counts the requests in progress (from their arrival until their answer
+ * closes). Something node cannot parse (bad framing, garbage after a pipelined request, headers
+ * that stall) is answered with a raw 400 or 408 at once only when no request is in progress;
+ * otherwise the answer waits in DEFERRED until the last one has been answered, then goes out and
+ * the socket ends. Written at once, it took the place of the answer still due to an earlier,
+ * valid request (served and billed, its answer lost), or landed in the middle of its bytes.
+ * CLOSING: an answer has told the client the connection closes (`connection: close`); requests
+ * it pipelined behind that one are not served, as they would be billed and never answered (the
+ * client resends them on a new connection).
  */
-const STARTED = Symbol('startedResponses');
-type CountedSocket = Socket & { [STARTED]?: number };
+const OPEN = Symbol('openRequests');
+const DEFERRED = Symbol('deferredAnswer');
+/** How many open requests the deferred answer still waits for (the broken one itself never ends by itself). */
+const DEFERRED_AFTER = Symbol('deferredAfter');
+/** The last request's answer on the socket (whose body a parse error may be in). */
+const LAST = Symbol('lastResponse');
+const CLOSING = Symbol('closing');
+type CountedSocket = Socket & { [OPEN]?: number; [DEFERRED]?: string; [DEFERRED_AFTER]?: number; [LAST]?: ServerResponse; [CLOSING]?: boolean };
 
 /**
  * The route's own promise (not an async wrapper around it: that was one more promise and turn
@@ -181,9 +191,24 @@ function rawAnswer(e: PublicError, id: string): string {
   );
 }
 
+/** The path (and query) of a request target in absolute form, or the target itself if it is none. */
+function pathOfAbsolute(target: string): string {
+  if (!/^https?:\/\//i.test(target)) return target;
+  try {
+    const u = new URL(target);
+    return u.pathname + u.search;
+  } catch {
+    return target;
+  }
+}
+
 function clientErrorAnswer(code: string | undefined): PublicError {
   if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return publicError('request_timeout', 'The request did not arrive in time.');
   if (code === 'HPE_HEADER_OVERFLOW') return publicError('request_too_large', 'The request headers are too large.', { status: 431 });
+  if (code === 'HPE_INVALID_EOF_STATE') return publicError('invalid_request', 'The connection ended before the request body was complete.');
+  if (code === 'HPE_INVALID_CHUNK_SIZE' || code === 'HPE_INVALID_CONTENT_LENGTH' || code === 'HPE_UNEXPECTED_CONTENT_LENGTH' || code === 'HPE_INVALID_TRANSFER_ENCODING') {
+    return publicError('invalid_request', 'The request body is not framed correctly (Content-Length or chunked Transfer-Encoding).');
+  }
   return publicError('invalid_request', 'The request is not valid HTTP (malformed request line or headers).');
 }
 
@@ -212,10 +237,17 @@ export function createProxyServer(deps: ProxyDeps): ProxyServer {
       connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(config.clientHeadersTimeoutMs / 4))),
     },
     (req, res) => {
+      const socket = req.socket as CountedSocket;
+      // Pipelined behind an answer that closes the connection: not served (see CLOSING).
+      if (socket[CLOSING]) return;
+      socket[OPEN] = (socket[OPEN] ?? 0) + 1;
+      socket[LAST] = res;
       const id = newRequestId();
       const ctx = new LazyContext(log, id);
       res.requestId = id;
-      const url = req.url ?? '/';
+      let url = req.url ?? '/';
+      // A target in absolute form (RFC 9112 §3.2.2: a server must accept it): its path.
+      if (url.charCodeAt(0) !== 0x2f) url = pathOfAbsolute(url);
       const q = url.indexOf('?');
       const path = q === -1 ? url : url.slice(0, q);
       const route = routeOf(req.method ?? 'GET', path);
@@ -223,7 +255,12 @@ export function createProxyServer(deps: ProxyDeps): ProxyServer {
       // on(), not once(): a response closes once, and once() wraps every listener in a bound
       // function with a state object.
       res.on('close', () => {
-        if (res.startedOn) res.startedOn[STARTED]!--;
+        if (--socket[OPEN]! <= (socket[DEFERRED_AFTER] ?? 0) && socket[DEFERRED] !== undefined) {
+          const answer = socket[DEFERRED];
+          socket[DEFERRED] = undefined;
+          if (socket.writable) socket.end(answer);
+          else socket.destroy();
+        }
         ctx.closed = true;
         try {
           ctx.onClose?.();
@@ -294,8 +331,18 @@ export function createProxyServer(deps: ProxyDeps): ProxyServer {
     socket.end(rawAnswer(publicError('method_not_allowed', 'CONNECT is not supported: this is an API, not a proxy for tunnels.'), newRequestId()));
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: CountedSocket) => {
-    if (err.code === 'ECONNRESET' || !socket.writable || (socket[STARTED] ?? 0) > 0) return void socket.destroy();
-    socket.end(rawAnswer(clientErrorAnswer(err.code), newRequestId()));
+    if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
+    // The error may be in the body of the last request (it never completed): that request is
+    // answered by this, unless its own answer has begun (then the connection just closes).
+    const last = socket[LAST];
+    const own = last !== undefined && !last.req.complete && !last.writableEnded ? 1 : 0;
+    if (own === 1 && last!.headersSent) return void socket.destroy();
+    const answer = rawAnswer(clientErrorAnswer(err.code), newRequestId());
+    // After the answers still due to earlier requests on this connection (see OPEN).
+    if ((socket[OPEN] ?? 0) > own) {
+      socket[DEFERRED] = answer;
+      socket[DEFERRED_AFTER] = own;
+    } else socket.end(answer);
   });
   return {
     server,
