@@ -21,22 +21,31 @@ export interface WiredLimits {
   limits: LimitBackend;
   /** Null when all is well; otherwise why the shared counters are not in use. */
   problem(): string | null;
+  /** This instance's clock minus Redis's at the last check, ms (0 without Redis). */
+  clockSkewMs(): number;
+  /** Stops the clock check. */
+  close(): void;
 }
 
 /**
  * One instance: counters in memory, seeded from the store. With --redis: counters in Redis
  * shared by every instance, falling back per org failure mode when Redis is unreachable.
  */
+/** How often an instance compares its clock with Redis's, and from what skew it warns. */
+export const SKEW_CHECK_MS = 60_000;
+export const SKEW_WARN_MS = 1_000;
+
 export async function createLimitBackend(
   config: ProxyConfig,
   store: Store,
   snapshot: () => Snapshot,
   log: Logger,
   usageSink: () => { hold(): SinkHold } | null = () => null,
+  now: () => number = Date.now,
 ): Promise<WiredLimits> {
   const seeder = heldSeeder(storeSeeder(store, snapshot), usageSink, snapshot);
   const memory = new MemoryLimitBackend({ seeder });
-  if (!config.redisUrl) return { limits: memory, problem: () => null };
+  if (!config.redisUrl) return { limits: memory, problem: () => null, clockSkewMs: () => 0, close: () => {} };
   const redis = new RedisLimitBackend({ url: config.redisUrl, prefix: config.redisPrefix, seeder });
   try {
     await redis.waitReady(3_000);
@@ -46,7 +55,30 @@ export async function createLimitBackend(
   const limits = new FailoverLimitBackend(redis, memory, {
     onStateChange: (state, health) => log.warn({ ...health }, state === 'redis' ? 'shared counters back in use' : 'shared counters unreachable: failure modes apply'),
   });
-  return { limits, problem: () => (limits.health().state === 'redis' ? null : (limits.health().lastError ?? 'Redis unreachable')) };
+  // Rolling windows on Redis are cut by each instance's clock (see the README on clock skew): the
+  // skew against Redis's clock is measured now and every minute, exported, and warned about.
+  let skew = 0;
+  let warnedAt = 0;
+  const checkSkew = async () => {
+    try {
+      skew = await redis.clockSkewMs(now);
+    } catch {
+      return; // Redis unreachable: said elsewhere
+    }
+    if (Math.abs(skew) >= SKEW_WARN_MS && Date.now() - warnedAt >= 10 * SKEW_CHECK_MS) {
+      warnedAt = Date.now();
+      log.warn({ skewMs: Math.round(skew) }, "this instance's clock differs from Redis's: rolling limits (per minute, per hour) are only as exact as the instances' clocks agree; sync them (NTP)");
+    }
+  };
+  await checkSkew();
+  const timer = setInterval(() => void checkSkew(), SKEW_CHECK_MS);
+  timer.unref();
+  return {
+    limits,
+    problem: () => (limits.health().state === 'redis' ? null : (limits.health().lastError ?? 'Redis unreachable')),
+    clockSkewMs: () => skew,
+    close: () => clearInterval(timer),
+  };
 }
 
 /**

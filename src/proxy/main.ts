@@ -168,9 +168,10 @@ async function assemble(
   });
   closers.push(() => holder.close());
   let wired: ReturnType<typeof createUsageSink> | null = null;
-  const wiredLimits = await createLimitBackend(config, store, () => holder.current(), log, () => wired?.sink ?? null);
+  const wiredLimits = await createLimitBackend(config, store, () => holder.current(), log, () => wired?.sink ?? null, now);
   limits = wiredLimits.limits;
   closers.push(() => limits!.close());
+  closers.push(async () => wiredLimits.close());
   await warmCounters(limits, holder.current(), now(), log);
   wired = createUsageSink(config, store, log);
   let lostUsage = 0;
@@ -204,6 +205,7 @@ async function assemble(
     snapshotVersion: () => holder.current().version,
     snapshotAgeSeconds: () => holder.health().ageMs / 1000,
     countersFallback: () => (config.redisUrl && wiredLimits.problem() ? 1 : 0),
+    clockSkewSeconds: () => wiredLimits.clockSkewMs() / 1000,
   });
   const health = async (): Promise<HealthReport> => {
     const h = holder.health();

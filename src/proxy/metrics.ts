@@ -23,6 +23,7 @@ export interface GaugeSources {
   snapshotAgeSeconds: () => number;
   /** 1 while Redis is unreachable and local counters stand in for the shared ones (failure modes apply). */
   countersFallback: () => number;
+  clockSkewSeconds: () => number;
 }
 
 /**
@@ -102,6 +103,7 @@ export function createMetrics(sources: GaugeSources): ProxyMetrics {
   gauge('gateway_snapshot_version', 'config_version of the snapshot in use.', sources.snapshotVersion);
   gauge('gateway_snapshot_age_seconds', 'Seconds since the configuration was last checked against the store (reloaded or found current); it grows while reloads fail.', sources.snapshotAgeSeconds);
   gauge('gateway_limit_counters_fallback', '1 while the shared counters (Redis) are unreachable and failure modes apply, else 0.', sources.countersFallback);
+  gauge('gateway_clock_skew_seconds', "This instance's clock minus Redis's at the last check (every minute; 0 without Redis). Rolling limits are only as exact as the instances' clocks agree.", sources.clockSkewSeconds);
 
   // One pending sum per label set, flushed into prom-client before every render. Found by the
   // label values themselves (a map per label), not by a key string built per call.

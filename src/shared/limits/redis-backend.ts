@@ -270,6 +270,19 @@ export class RedisLimitBackend implements LimitBackend {
   }
 
   /**
+   * How far `now()` is from Redis's own clock, in ms (positive: this instance runs ahead), halfway
+   * through the round trip. Rolling windows are cut by each instance's clock: instances whose
+   * clocks disagree by s seconds see windows s seconds apart, and one running ahead drops the
+   * others' oldest buckets (see the README on clock skew).
+   */
+  async clockSkewMs(now: () => number = Date.now): Promise<number> {
+    const before = now();
+    const [sec, usec] = await this.call(() => this.client.time());
+    const after = now();
+    return (before + after) / 2 - (Number(sec) * 1000 + Number(usec) / 1000);
+  }
+
+  /**
    * Whether Redis lost its data since this process last looked (restart without persistence,
    * FLUSHALL, eviction): every instance shares one random epoch key set NX, so an instance that
    * finds a different value knows the counters were emptied, whoever reconnected first.
