@@ -60,16 +60,30 @@ function trusted(list: BlockList | null, ip: string): boolean {
  * The client address: the socket peer, unless that peer is a trusted proxy, in which case
  * X-Forwarded-For is walked from the right and the first hop that is not trusted is the client.
  */
+/** A hop's address without the port some load balancers add: `203.0.113.9:1234`, `[2001:db8::1]:443`. */
+function hopAddress(hop: string): string {
+  if (hop.startsWith('[')) {
+    const end = hop.indexOf(']');
+    return end > 0 ? hop.slice(1, end) : hop;
+  }
+  const colon = hop.indexOf(':');
+  // One colon: IPv4 with a port (an IPv6 address has several).
+  return colon > 0 && colon === hop.lastIndexOf(':') ? hop.slice(0, colon) : hop;
+}
+
 export function clientIpResolver(trustedProxies: readonly string[]): (req: IncomingMessage) => string {
   const list = trustedProxies.length ? buildBlockList(trustedProxies) : null;
   return (req) => {
     const peer = normalizeIp(req.socket.remoteAddress ?? '');
     if (!trusted(list, peer)) return peer;
     const xff = req.headers['x-forwarded-for'];
-    const hops = (Array.isArray(xff) ? xff.join(',') : (xff ?? '')).split(',').map((s) => normalizeIp(s.trim())).filter(Boolean);
+    const hops = (Array.isArray(xff) ? xff.join(',') : (xff ?? '')).split(',').map((s) => normalizeIp(hopAddress(s.trim()))).filter(Boolean);
     for (let i = hops.length - 1; i >= 0; i--) {
       const hop = hops[i]!;
-      if (isIP(hop) === 0) return peer; // a forged or garbled header: fall back to what we know
+      // A hop that is no address (garbled or forged): the client is unknown, and no IP
+      // allow-list admits an unknown client. Falling back to the peer (the trusted proxy) let a
+      // key whose allow-list holds the proxy's network admit every client.
+      if (isIP(hop) === 0) return '';
       if (!trusted(list, hop)) return hop;
     }
     return hops[0] ?? peer;

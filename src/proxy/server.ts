@@ -330,6 +330,18 @@ export function createProxyServer(deps: ProxyDeps): ProxyServer {
       });
     },
   );
+  // Expect: 100-continue with a declared body over the limit: refused before the client uploads
+  // it (node, without this listener, sent 100 Continue first and took the upload in vain).
+  server.on('checkContinue', (req: IncomingMessage, res: GatewayResponse) => {
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > config.maxBodyBytes) {
+      res.setHeader('connection', 'close');
+      sendPublicError(res, publicError('request_too_large', `The request body exceeds the limit of ${config.maxBodyBytes} bytes.`));
+      return;
+    }
+    res.writeContinue();
+    server.emit('request', req, res);
+  });
   // An Expect other than 100-continue: node's own 417 has an empty body.
   server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
     res.setHeader('connection', 'close');

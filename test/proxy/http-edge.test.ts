@@ -64,3 +64,14 @@ describe('HTTP edge', () => {
     expect((await storedEvents(h.db, key.id)).length).toBe(before); // nothing billed
   });
 });
+
+describe('Expect: 100-continue', () => {
+  it('refuses a declared body over the limit with 413 before the upload (no 100 Continue), and serves one within it', async () => {
+    const big = await raw(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key.key}\r\nContent-Type: application/json\r\nContent-Length: 99999999\r\nExpect: 100-continue\r\n\r\n`);
+    expect(big).not.toContain('100 Continue');
+    expect(big).toMatch(/^HTTP\/1\.1 413 /);
+    expect(big).toContain('"code":"request_too_large"');
+    const small = await raw(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key.key}\r\nContent-Type: application/json\r\nContent-Length: ${good.length}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n${good}`);
+    expect(small).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /);
+  });
+});

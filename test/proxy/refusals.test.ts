@@ -81,6 +81,20 @@ describe('403: policy', () => {
     await refused(v6.key, hello(M), 403, 'ip_not_allowed', { 'x-forwarded-for': '2001:db9::7' });
   });
 
+  it('reads a forwarded hop with a port, and admits no one on an allow-list when a hop is garbled', async () => {
+    // Some load balancers write the client's port too. A hop that is no address used to fall
+    // back to the peer (the trusted proxy), admitting every client on a key whose allow-list
+    // holds the proxy's network.
+    const v4 = await createKey(h.gw, 'acme', ['--ip', '203.0.113.0/24']);
+    const v6 = await createKey(h.gw, 'acme', ['--ip', '2001:db8::/32']);
+    const proxyNet = await createKey(h.gw, 'acme', ['--ip', '127.0.0.0/8']);
+    await synced();
+    expect((await chat(h.url, v4.key, hello(M), { 'x-forwarded-for': '203.0.113.9:51234' })).status).toBe(200);
+    expect((await chat(h.url, v6.key, hello(M), { 'x-forwarded-for': '[2001:db8::7]:443' })).status).toBe(200);
+    await refused(proxyNet.key, hello(M), 403, 'ip_not_allowed', { 'x-forwarded-for': 'not-an-address' });
+    expect((await chat(h.url, proxyNet.key, hello(M))).status).toBe(200); // the proxy itself, no header
+  });
+
   it('refuses a request whose Referer is not allowed', async () => {
     const k = await createKey(h.gw, 'acme', ['--referrer', '*.example.com']);
     await synced();

@@ -117,7 +117,8 @@ export async function createKey(ctx: ServiceContext, orgRef: string, input: KeyI
       models,
       ipAllow: ip,
       referrerAllow: referrers,
-      expiresAt: input.expiresAt ?? null,
+      // A child never outlives its parent: without an expiry of its own it takes the parent's.
+      expiresAt: input.expiresAt ?? parent?.expiresAt ?? null,
       metadata: input.metadata ?? {},
       createdBy: ctx.actor,
       lastUsedAt: null,
